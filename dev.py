@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""Developer entry point: the two Quick start commands.
+
+    python3 dev.py demo          build the demo host in build/demo and migrate it
+    python3 dev.py test [ARGS]   run the whole test suite (ARGS go to pytest)
+
+Both first make .venv/ with exactly the versions pinned in requirements.txt
+(re-installed whenever that file changes), so a fresh clone needs nothing but
+Python 3.11+.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+REQUIREMENTS = ROOT / "requirements.txt"
+STAMP = VENV / "requirements.sha256"
+
+
+def venv_python() -> Path:
+    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def ensure_venv() -> Path:
+    """Create .venv and install requirements.txt into it unless already in step."""
+    wanted = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
+    if STAMP.is_file() and STAMP.read_text().strip() == wanted and venv_python().is_file():
+        return venv_python()
+    print(f"dev.py: installing {REQUIREMENTS.name} into {VENV.name}/ ...", flush=True)
+    if not venv_python().is_file():
+        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+    subprocess.run(
+        [str(venv_python()), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", str(REQUIREMENTS)],
+        check=True,
+    )
+    STAMP.write_text(wanted + "\n")
+    return venv_python()
+
+
+def main(argv: list[str]) -> int:
+    if sys.version_info < (3, 11):
+        print(f"dev.py: Python 3.11 or newer is needed, this is {sys.version.split()[0]}", file=sys.stderr)
+        return 1
+    if not argv or argv[0] not in ("demo", "test"):
+        print(__doc__.strip(), file=sys.stderr)
+        return 2
+    python = str(ensure_venv())
+    if argv[0] == "demo":
+        return subprocess.run([python, str(ROOT / "demo" / "run.py"), *argv[1:]], cwd=ROOT).returncode
+    return subprocess.run([python, "-m", "pytest", *argv[1:]], cwd=ROOT).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
