@@ -175,11 +175,10 @@ class PluginManager:
             try:
                 command.upgrade(self.alembic_config(name, connection), revision)
             except CommandError as error:
-                raise PluginMigrationError(f'plugin "{name}": {error}') from None
+                raise PluginMigrationError(str(error)) from None
             except SQLAlchemyError as error:
                 raise PluginMigrationError(
-                    f'plugin "{name}": migration from {before or "base"} failed, nothing was changed: '
-                    f"{_first_line(error)}"
+                    f"migration from {before or 'base'} rolled back, nothing was changed: {_first_line(error)}"
                 ) from None
             after = self.current(connection, name)
         return {"from": before, "to": after, "status": "upgraded", "error": None}

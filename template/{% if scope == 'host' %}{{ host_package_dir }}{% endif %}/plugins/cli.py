@@ -66,11 +66,11 @@ def _print_results(results: dict[str, dict[str, Any]]) -> None:
     for result in results.values():
         counts[result["status"]] += 1
     click.echo(f"{len(results)} plugins: " + ", ".join(f"{count} {status}" for status, count in counts.items()))
-    failed = [name for name, result in results.items() if result["status"] in ("failed", "skipped")]
+    failed = [f'plugin "{name}" failed: {result["error"]}' for name, result in results.items() if result["status"] == "failed"]
+    skipped = [name for name, result in results.items() if result["status"] == "skipped"]
     if failed:
-        raise click.ClickException(
-            f"{len(failed)} plugin(s) not upgraded: {', '.join(failed)}; fix the first failure above and run the command again"
-        )
+        skipped_note = f"; skipped as their dependencies failed: {', '.join(skipped)}" if skipped else ""
+        raise click.ClickException("; ".join(failed) + skipped_note + "; fix and run the command again")
 
 
 @click.command("list")
@@ -129,10 +129,11 @@ def downgrade(ctx: click.Context, name: str, revision: str, yes: bool) -> None:
     def confirm(plugin: str, tables: list[str]) -> bool:
         if yes:
             return True
-        click.echo(f'Downgrading "{plugin}" to {revision} drops these tables and their data: {", ".join(tables)}')
+        click.echo(f'Downgrading "{plugin}" to {revision} drops these tables and their data: {", ".join(tables)}', err=True)
         try:
             return click.confirm("Drop them?", default=False, err=True)
-        except click.Abort:  # no terminal to answer (closed stdin, Ctrl-C): the safe answer is no
+        except click.Abort:  # nobody to answer (closed stdin, Ctrl-C): the safe answer is no
+            click.echo(err=True)
             return False
 
     result = _manager(ctx).downgrade(name, revision, confirm)

@@ -1,0 +1,131 @@
+"""Shared fixtures: real Copier runs into real git repositories, real Alembic, real SQLite."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from demo.run import build_host
+
+TEMPLATE = Path(__file__).resolve().parents[1]
+
+
+def run(command: list[str], cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """Run a command as a user would, capturing its output; never raises on failure."""
+    return subprocess.run(
+        command,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def copier(dest: Path, *args: str) -> subprocess.CompletedProcess:
+    """`copier ARGS` run in dest, with this checkout as the template when no source is given."""
+    return run([sys.executable, "-m", "copier", *args], dest)
+
+
+def answer_args(answers: dict[str, object]) -> list[str]:
+    """Answers as `-d key=value` arguments, values written the way a user types them."""
+    def typed(value: object) -> str:
+        if isinstance(value, bool):
+            return str(value).lower()
+        if isinstance(value, (list, tuple)):
+            return "[" + ", ".join(map(str, value)) + "]"
+        return str(value)
+
+    return [arg for key, value in answers.items() for arg in ("-d", f"{key}={typed(value)}")]
+
+
+def copy_host(dest: Path, **answers: object) -> subprocess.CompletedProcess:
+    """`copier copy --trust --defaults -d scope=host ...` into dest."""
+    answers = {"host_package": "shopapp", "model_base": "shopapp.models:Base", **answers}
+    return copier(dest, "copy", "--trust", "--defaults", "-d", "scope=host", *answer_args(answers), str(TEMPLATE), ".")
+
+
+def copy_plugin(dest: Path, **answers: object) -> subprocess.CompletedProcess:
+    """`copier copy --trust --defaults -d plugin_name=... ...` into dest."""
+    return copier(dest, "copy", "--trust", "--defaults", *answer_args(answers), str(TEMPLATE), ".")
+
+
+def git(dest: Path, *args: str) -> str:
+    result = run(["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", *args], dest)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def commit_all(dest: Path, message: str = "test") -> None:
+    git(dest, "add", "-A")
+    git(dest, "commit", "-qm", message, "--allow-empty")
+
+
+def tree_snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under root (but .git) with its bytes: compare two to prove nothing changed."""
+    return {
+        str(path.relative_to(root)): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and ".git" not in path.relative_to(root).parts
+    }
+
+
+class Host:
+    """A generated host application on disk, driven through its own commands."""
+
+    def __init__(self, root: Path, package: str = "shopapp") -> None:
+        self.root = root
+        self.package = package
+
+    @property
+    def registry_path(self) -> Path:
+        return self.root.joinpath(*self.package.split("."), "plugins", "registry.json")
+
+    def registry(self) -> dict:
+        return json.loads(self.registry_path.read_text())
+
+    def database_url(self, name: str = "app.db") -> str:
+        return f"sqlite:///{self.root / name}"
+
+    def plugin_cli(self, *args: str, database_url: str | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
+        """`python -m PKG.plugins ARGS` with DATABASE_URL set."""
+        env = {"DATABASE_URL": database_url or self.database_url()}
+        return run([sys.executable, "-m", f"{self.package}.plugins", *args], self.root, env, stdin)
+
+    def flask_cli(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """`flask --app shopapp:create_app plugin ARGS` (the demo app's Flask door)."""
+        environment = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+        environment.update(env or {})
+        return subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "shopapp:create_app", "plugin", *args],
+            cwd=self.root, env=environment, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300,
+        )
+
+    def python(self, code: str, database_url: str | None = None) -> subprocess.CompletedProcess:
+        """Run Python code inside the host (its root on sys.path), DATABASE_URL set."""
+        env = {"DATABASE_URL": database_url or self.database_url()}
+        return run([sys.executable, "-c", code], self.root, env)
+
+
+@pytest.fixture(scope="session")
+def demo_host_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Quick start demo's host (six plugins), built once; copy it, don't change it."""
+    root = tmp_path_factory.mktemp("demo-host")
+    build_host(root, TEMPLATE, quiet=True)
+    return root
+
+
+@pytest.fixture
+def demo_host(demo_host_template: Path, tmp_path: Path) -> Host:
+    """A private copy of the demo host for one test."""
+    root = tmp_path / "host"
+    shutil.copytree(demo_host_template, root, symlinks=True)
+    return Host(root)

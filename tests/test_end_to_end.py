@@ -1,0 +1,279 @@
+"""End to end: the demo host's own commands, through every door, on a real SQLite database."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from pathlib import Path
+
+from demo.run import PLUGINS
+
+from .conftest import Host, run
+
+ALL_TABLES = {table for _, tables, _ in PLUGINS for table in tables}
+DEPENDENCIES = {name: depends_on for name, _, depends_on in PLUGINS}
+
+
+def tables_in(database: Path) -> set[str]:
+    with sqlite3.connect(database) as connection:
+        return {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def version_of(database: Path, plugin: str) -> list[str]:
+    with sqlite3.connect(database) as connection:
+        return [row[0] for row in connection.execute(f"SELECT version_num FROM alembic_version_{plugin}")]
+
+
+def status_json(host: Host, **kwargs: str) -> dict[str, dict]:
+    result = host.plugin_cli("status", "--json", **kwargs)
+    assert result.returncode == 0, result.stderr
+    return {plugin["name"]: plugin for plugin in json.loads(result.stdout)}
+
+
+def test_upgrade_all_migrates_every_plugin_once_then_reports_current(demo_host: Host) -> None:
+    before = status_json(demo_host)
+    assert {name: (s["current"], len(s["pending"])) for name, s in before.items()} == {
+        name: (None, 1) for name in DEPENDENCIES
+    }
+
+    first = demo_host.plugin_cli("upgrade-all")
+    assert first.returncode == 0, first.stderr
+    assert "6 plugins: 6 upgraded, 0 current, 0 failed, 0 skipped" in first.stdout
+
+    database = demo_host.root / "app.db"
+    assert ALL_TABLES | {f"alembic_version_{name}" for name in DEPENDENCIES} <= tables_in(database)
+    assert "sites" not in tables_in(database), "a plugin chain created a core table"
+    for name in DEPENDENCIES:
+        assert version_of(database, name) == [f"0001_baseline_{name}"]
+
+    second = demo_host.plugin_cli("upgrade-all")
+    assert second.returncode == 0, second.stderr
+    assert "6 plugins: 0 upgraded, 6 current, 0 failed, 0 skipped" in second.stdout
+    assert all(s["current"] == s["head"] and not s["pending"] for s in status_json(demo_host).values())
+
+
+def test_upgrade_all_plugins_returns_results_in_dependency_order(demo_host: Host) -> None:
+    result = demo_host.python(
+        "import json; from shopapp.plugins import PluginManager; "
+        "print(json.dumps(list(PluginManager().upgrade_all_plugins().items())))"
+    )
+    assert result.returncode == 0, result.stderr
+    results = json.loads(result.stdout)
+    order = [name for name, _ in results]
+    for name, depends_on in DEPENDENCIES.items():
+        assert all(order.index(dependency) < order.index(name) for dependency in depends_on), order
+    assert all(
+        outcome == {"from": None, "to": f"0001_baseline_{name}", "status": "upgraded", "error": None}
+        for name, outcome in results
+    )
+
+
+def test_flask_door_uses_the_apps_database(demo_host: Host) -> None:
+    env = {"SHOPAPP_DATABASE_URI": "sqlite:///flask.db"}
+    result = demo_host.flask_cli("upgrade-all", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "6 upgraded" in result.stdout
+    # Flask-SQLAlchemy puts a relative SQLite file in the instance folder; the
+    # plugin commands must migrate that same file, not a new one beside it.
+    assert ALL_TABLES <= tables_in(demo_host.root / "instance" / "flask.db")
+    assert not (demo_host.root / "flask.db").exists()
+
+    status = demo_host.flask_cli("status", env=env)
+    assert status.returncode == 0, status.stderr
+    lines = status.stdout.splitlines()
+    assert lines[0].split() == ["plugin", "current", "head", "pending"]
+    assert {line.split()[0]: line.split()[3] for line in lines[1:]} == {name: "0" for name in DEPENDENCIES}
+
+
+def test_flask_door_prefers_database_url(demo_host: Host) -> None:
+    url = demo_host.database_url("override.db")
+    result = demo_host.flask_cli("migrate", "network", env={"DATABASE_URL": url})
+    assert result.returncode == 0, result.stderr
+    assert {"subnets", "network_devices"} <= tables_in(demo_host.root / "override.db")
+
+
+def test_plain_alembic_cli_drives_one_plugin_chain(demo_host: Host) -> None:
+    ini = "plugins/network/migrations/alembic.ini"
+    env = {"DATABASE_URL": demo_host.database_url()}
+    alembic = [sys.executable, "-m", "alembic", "-c", ini]
+
+    upgraded = run([*alembic, "upgrade", "head"], demo_host.root, env)
+    assert upgraded.returncode == 0, upgraded.stderr
+    current = run([*alembic, "current"], demo_host.root, env)
+    assert "0001_baseline_network (head)" in current.stdout
+    assert tables_in(demo_host.root / "app.db") == {"alembic_version_network", "subnets", "network_devices"}
+    assert status_json(demo_host)["network"]["pending"] == []
+
+    offline = run([*alembic, "upgrade", "head", "--sql"], demo_host.root, env)
+    assert offline.returncode == 0, offline.stderr
+    assert "CREATE TABLE subnets" in offline.stdout and "CREATE TABLE network_devices" in offline.stdout
+    assert "CREATE INDEX ix_network_devices_hostname" in offline.stdout
+    assert "computers" not in offline.stdout, "offline DDL of one plugin leaked another plugin's table"
+
+
+def test_alembic_cli_works_from_any_directory(demo_host: Host) -> None:
+    ini = demo_host.root / "plugins/network/migrations/alembic.ini"
+    elsewhere = demo_host.root / "plugins"
+    result = run(
+        [sys.executable, "-m", "alembic", "-c", str(ini), "upgrade", "head"],
+        elsewhere,
+        {"DATABASE_URL": demo_host.database_url()},
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_migrate_runs_dependencies_first(demo_host: Host) -> None:
+    result = demo_host.plugin_cli("migrate", "usb")
+    assert result.returncode == 0, result.stderr
+    migrated = [line.split()[0] for line in result.stdout.splitlines()[1:-1]]
+    assert migrated == ["equipment", "network", "computers", "usb"]
+    assert status_json(demo_host)["printers"]["current"] is None
+
+
+def test_downgrade_of_one_plugin_leaves_the_others_intact(demo_host: Host) -> None:
+    assert demo_host.plugin_cli("upgrade-all").returncode == 0
+    database = demo_host.root / "app.db"
+
+    refused = demo_host.plugin_cli("downgrade", "notifications", "base")
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines()[-1].startswith("Error: downgrade of \"notifications\" aborted")
+    assert "drops these tables and their data: notification_subscriptions, notifications" in refused.stderr
+    assert {"notifications", "notification_subscriptions"} <= tables_in(database)
+
+    answered_no = demo_host.plugin_cli("downgrade", "notifications", "base", stdin="n\n")
+    assert answered_no.returncode == 1
+    assert version_of(database, "notifications") == ["0001_baseline_notifications"]
+
+    done = demo_host.plugin_cli("downgrade", "notifications", "base", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "dropped notification_subscriptions, notifications" in done.stdout
+    remaining = tables_in(database)
+    assert not {"notifications", "notification_subscriptions"} & remaining
+    assert ALL_TABLES - {"notifications", "notification_subscriptions"} <= remaining
+    statuses = status_json(demo_host)
+    assert statuses["notifications"]["current"] is None
+    assert all(s["current"] == s["head"] for name, s in statuses.items() if name != "notifications")
+
+
+def test_history_marks_head_and_current(demo_host: Host) -> None:
+    assert demo_host.plugin_cli("migrate", "network").returncode == 0
+    result = demo_host.plugin_cli("history", "network")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "<base> -> 0001_baseline_network (head, current), network plugin: baseline schema"
+
+
+def test_a_database_bootstrapped_with_create_all_keeps_working(demo_host: Host) -> None:
+    created = demo_host.python(
+        "from sqlalchemy import create_engine; import os; "
+        "from shopapp.plugins.registry import load_metadata; "
+        "load_metadata().create_all(create_engine(os.environ['DATABASE_URL']))"
+    )
+    assert created.returncode == 0, created.stderr
+    result = demo_host.plugin_cli("upgrade-all")
+    assert result.returncode == 0, result.stderr
+    assert "6 upgraded" in result.stdout
+
+
+def test_a_failing_plugin_is_rolled_back_and_its_dependents_skipped(demo_host: Host) -> None:
+    assert demo_host.plugin_cli("upgrade-all").returncode == 0
+    database = demo_host.root / "app.db"
+    failing = demo_host.root / "plugins/network/migrations/versions/0002_broken.py"
+    failing.write_text(
+        '"""A migration that fails halfway."""\n'
+        "from alembic import op\n"
+        "import sqlalchemy as sa\n\n"
+        'revision = "0002_broken_network"\n'
+        'down_revision = "0001_baseline_network"\n\n\n'
+        "def upgrade():\n"
+        '    op.create_table("half_done", sa.Column("id", sa.Integer, primary_key=True))\n'
+        '    op.execute("INSERT INTO no_such_table VALUES (1)")\n\n\n'
+        "def downgrade():\n"
+        '    op.drop_table("half_done")\n'
+    )
+    # A new revision in the usb plugin shows that independent plugins still run.
+    (demo_host.root / "plugins/notifications/migrations/versions/0002_more.py").write_text(
+        "from alembic import op\nimport sqlalchemy as sa\n\n"
+        'revision = "0002_more_notifications"\ndown_revision = "0001_baseline_notifications"\n\n\n'
+        'def upgrade():\n    op.add_column("notifications", sa.Column("level", sa.Integer))\n\n\n'
+        'def downgrade():\n    op.drop_column("notifications", "level")\n'
+    )
+
+    result = demo_host.plugin_cli("upgrade-all")
+    assert result.returncode == 1
+    error = result.stderr.strip()
+    assert error.startswith(
+        'Error: plugin "network" failed: migration from 0001_baseline_network rolled back, nothing was changed: '
+    )
+    assert "no such table: no_such_table" in error
+    assert error.endswith("; skipped as their dependencies failed: computers, printers, usb; fix and run the command again")
+    rows = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()[1:-1]}
+    assert rows == {
+        "equipment": "current",
+        "network": "failed",
+        "notifications": "upgraded",
+        "computers": "skipped",
+        "printers": "skipped",
+        "usb": "skipped",
+    }
+    assert "no_such_table" in result.stdout
+    assert "half_done" not in tables_in(database), "the failed migration's DDL was not rolled back"
+    assert version_of(database, "network") == ["0001_baseline_network"]
+    assert version_of(database, "notifications") == ["0002_more_notifications"]
+
+    failing.unlink()
+    rerun = demo_host.plugin_cli("upgrade-all")
+    assert rerun.returncode == 0, rerun.stderr
+
+
+def test_errors_are_one_line_and_exit_1(demo_host: Host) -> None:
+    unknown = demo_host.plugin_cli("migrate", "nope")
+    assert unknown.returncode == 1
+    assert unknown.stderr.strip() == (
+        'Error: unknown plugin "nope" (registered: equipment, network, notifications, computers, printers, usb)'
+    )
+
+    no_database = run([sys.executable, "-m", "shopapp.plugins", "status"], demo_host.root, {"DATABASE_URL": ""})
+    assert no_database.returncode == 1
+    assert no_database.stderr.strip() == "Error: no database configured: set DATABASE_URL (for example sqlite:///app.db)"
+
+    bad_revision = demo_host.plugin_cli("migrate", "network", "--revision", "9999")
+    assert bad_revision.returncode == 1
+    assert bad_revision.stderr.startswith('Error: plugin "network" failed: ') and "'9999'" in bad_revision.stderr
+    assert len(bad_revision.stderr.strip().splitlines()) == 1
+
+
+def test_registry_cycles_and_unknown_dependencies_are_refused(demo_host: Host) -> None:
+    registry = demo_host.registry()
+    registry["plugins"]["network"]["depends_on"] = ["usb"]
+    demo_host.registry_path.write_text(json.dumps(registry))
+    cycle = demo_host.plugin_cli("upgrade-all")
+    assert cycle.returncode == 1
+    assert "dependency cycle between plugins" in cycle.stderr
+    for name in ("network", "computers", "usb"):
+        assert name in cycle.stderr
+    assert not (demo_host.root / "app.db").exists() or not tables_in(demo_host.root / "app.db")
+
+    registry["plugins"]["network"]["depends_on"] = ["ghost"]
+    demo_host.registry_path.write_text(json.dumps(registry))
+    unknown = demo_host.plugin_cli("upgrade-all")
+    assert unknown.returncode == 1
+    assert 'plugin "network" depends on "ghost", which is not registered' in unknown.stderr
+
+
+def test_the_hosts_generated_tests_pass(demo_host: Host) -> None:
+    result = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_plugin_migrations.py"], demo_host.root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "passed" in result.stdout and "failed" not in result.stdout
+
+
+def test_the_hosts_generated_tests_catch_an_unregistered_table(demo_host: Host) -> None:
+    models = demo_host.root / "plugins/usb/models.py"
+    models.write_text(
+        models.read_text()
+        + "\n\nclass UsbPort(db.Model):\n    __tablename__ = 'usb_ports'\n\n"
+        "    id: Mapped[int] = mapped_column(primary_key=True)\n"
+    )
+    result = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_plugin_migrations.py"], demo_host.root)
+    assert result.returncode == 1
+    assert 'table "usb_ports" is defined in plugins/usb/models.py but registered to no plugin' in result.stdout

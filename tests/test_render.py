@@ -1,0 +1,313 @@
+"""Render tests: run Copier for real, then parse what it wrote (ast, configparser, yaml, json)."""
+
+from __future__ import annotations
+
+import ast
+import configparser
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import TEMPLATE, Host, commit_all, copier, copy_host, copy_plugin, git, run, tree_snapshot
+
+JINJA_LEFTOVER = re.compile(r"{{|{%")
+RUNTIME_FILES = {
+    "__init__.py",
+    "__main__.py",
+    "alembic_template.py",
+    "checks.py",
+    "cli.py",
+    "registry.json",
+    "registry.py",
+    "settings.py",
+}
+SCAFFOLD_FILES = {"alembic.ini", "env.py", "script.py.mako", "versions/0001_baseline.py"}
+
+
+def generated_files(root: Path) -> list[Path]:
+    return [p for p in sorted(root.rglob("*")) if p.is_file() and ".git" not in p.relative_to(root).parts]
+
+
+def assert_no_jinja_left(root: Path) -> None:
+    for path in generated_files(root):
+        text = path.read_text()
+        if path.name == "script.py.mako":
+            continue  # Mako's ${...} is Alembic's, and it has no Jinja markers to find
+        assert not JINJA_LEFTOVER.search(text), f"Jinja left in {path.relative_to(root)}"
+
+
+def test_host_scope_renders_the_runtime(copie) -> None:
+    result = copie.copy(extra_answers={"scope": "host", "host_package": "shopapp", "model_base": "shopapp.models:db.Model"})
+    assert result.exit_code == 0, result.exception
+    root = result.project_dir
+
+    assert {p.name for p in (root / "shopapp" / "plugins").iterdir() if p.is_file()} == RUNTIME_FILES
+    assert (root / "tests" / "test_plugin_migrations.py").is_file()
+    assert not (root / "plugins").exists(), "the host scope wrote plugin files"
+    assert_no_jinja_left(root)
+    for path in generated_files(root):
+        if path.suffix == ".py":
+            ast.parse(path.read_text(), filename=str(path))
+
+    settings = ast.parse((root / "shopapp/plugins/settings.py").read_text())
+    values = {node.targets[0].id: ast.literal_eval(node.value) for node in settings.body if isinstance(node, ast.Assign)}
+    assert values == {"MODEL_BASE": "shopapp.models:db.Model", "PLUGINS_DIR": "plugins"}
+    assert json.loads((root / "shopapp/plugins/registry.json").read_text()) == {"plugins": {}}
+
+    answers = yaml.safe_load((root / ".copier-answers.host.yml").read_text())
+    assert {k: v for k, v in answers.items() if not k.startswith("_")} == {
+        "scope": "host",
+        "host_package": "shopapp",
+        "model_base": "shopapp.models:db.Model",
+        "plugins_dir": "plugins",
+    }
+
+
+def test_the_runtime_is_plain_python_copied_verbatim() -> None:
+    # Only settings.py is rendered; everything else ships as is, so linters
+    # and type checkers can read the runtime in place.
+    runtime = TEMPLATE / "template" / "{% if scope == 'host' %}{{ host_package_dir }}{% endif %}" / "plugins"
+    rendered = {p.name for p in runtime.iterdir() if p.suffix == ".jinja"}
+    assert rendered == {"settings.py.jinja"}
+    for path in runtime.glob("*.py"):
+        assert not JINJA_LEFTOVER.search(path.read_text()), path.name
+
+
+def make_sqlalchemy_app(root: Path, package: str) -> None:
+    """A plain SQLAlchemy application (no Flask) with one core table, as a git repo."""
+    package_dir = root.joinpath(*package.split("."))
+    package_dir.mkdir(parents=True)
+    for depth in range(1, package.count(".") + 2):
+        (root.joinpath(*package.split(".")[:depth]) / "__init__.py").write_text("")
+    (package_dir / "models.py").write_text(
+        "from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column\n\n\n"
+        "class Base(DeclarativeBase):\n    pass\n\n\n"
+        "class Account(Base):\n    __tablename__ = 'accounts'\n\n"
+        "    id: Mapped[int] = mapped_column(primary_key=True)\n"
+    )
+    git(root, "init", "-q")
+    commit_all(root, "app")
+
+
+LAYOUTS = [
+    pytest.param(("shopapp", "plugins"), id="flat"),
+    pytest.param(("myorg.shop", "src/plugins"), id="dotted-package-nested-plugins-dir"),
+]
+
+
+@pytest.fixture(params=LAYOUTS)
+def sqlalchemy_host(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Host, str]:
+    """A plain SQLAlchemy app with the host scope and three plugins, as the README's steps make it."""
+    package, plugins_dir = request.param
+    make_sqlalchemy_app(tmp_path, package)
+    host = copy_host(tmp_path, host_package=package, model_base=f"{package}.models:Base", plugins_dir=plugins_dir)
+    assert host.returncode == 0, host.stderr
+    commit_all(tmp_path, "host")
+
+    network = copy_plugin(tmp_path, plugin_name="network", tables=["subnets", "hosts"])
+    assert network.returncode == 0, network.stderr
+    # printers gets hand-written models with a foreign key into network's table.
+    printers_dir = tmp_path / plugins_dir / "printers"
+    printers_dir.mkdir(parents=True)
+    (printers_dir / "models.py").write_text(
+        f"import sqlalchemy as sa\nfrom sqlalchemy.orm import Mapped, mapped_column\n\nfrom {package}.models import Base\n\n\n"
+        "class Printer(Base):\n    __tablename__ = 'printers'\n\n"
+        "    id: Mapped[int] = mapped_column(primary_key=True)\n"
+        "    host_id: Mapped[int] = mapped_column(sa.ForeignKey('hosts.id'))\n"
+    )
+    printers = copy_plugin(tmp_path, plugin_name="printers", tables=["printers"], depends_on=["network"])
+    assert printers.returncode == 0, printers.stderr
+    # audit declares a plain Table and asks for no model skeleton.
+    audit = copy_plugin(tmp_path, plugin_name="audit", tables=["audit_log"], with_models=False)
+    assert audit.returncode == 0, audit.stderr
+    (tmp_path / plugins_dir / "audit" / "models.py").write_text(
+        f"import sqlalchemy as sa\n\nfrom {package}.models import Base\n\n"
+        "audit_log = sa.Table('audit_log', Base.metadata, sa.Column('id', sa.Integer, primary_key=True),"
+        " sa.Column('at', sa.DateTime, index=True))\n"
+    )
+    commit_all(tmp_path, "plugins")
+    return Host(tmp_path, package), plugins_dir
+
+
+def test_plugin_scope_renders_parseable_scaffolding(sqlalchemy_host: tuple[Host, str]) -> None:
+    host, plugins_dir = sqlalchemy_host
+    assert_no_jinja_left(host.root)
+    package_dir = host.package.replace(".", "/")
+    for name in ("network", "printers", "audit"):
+        migrations = host.root / plugins_dir / name / "migrations"
+        assert {str(p.relative_to(migrations)) for p in migrations.rglob("*") if p.is_file()} == SCAFFOLD_FILES
+
+        env_lines = [line for line in (migrations / "env.py").read_text().splitlines() if line.strip()]
+        assert len(env_lines) <= 5, env_lines
+        env = ast.parse("\n".join(env_lines))
+        assert any(
+            isinstance(node, ast.Assign) and node.targets[0].id == "PLUGIN_NAME" and node.value.value == name
+            for node in env.body
+        )
+        assert f"from {host.package}.plugins.alembic_template import run_plugin_migrations" in env_lines
+
+        ini = configparser.ConfigParser(defaults={"here": str(migrations)})
+        ini.read(migrations / "alembic.ini")
+        assert Path(ini["alembic"]["script_location"]) == migrations
+        assert Path(ini["alembic"]["prepend_sys_path"]).resolve() == host.root.resolve()
+        assert "sqlalchemy.url" not in ini["alembic"]
+
+        baseline = ast.parse((migrations / "versions" / "0001_baseline.py").read_text())
+        assigned = {n.targets[0].id: ast.literal_eval(n.value) for n in baseline.body if isinstance(n, ast.Assign)}
+        assert assigned["revision"] == f"0001_baseline_{name}"
+        assert assigned["down_revision"] is None
+        calls = {
+            fn.name: ast.unparse(fn.body[0])
+            for fn in baseline.body
+            if isinstance(fn, ast.FunctionDef)
+        }
+        assert calls == {"upgrade": f"create_plugin_tables('{name}')", "downgrade": f"drop_plugin_tables('{name}')"}
+
+        answers = yaml.safe_load((host.root / f".copier-answers.plugin-{name}.yml").read_text())
+        assert answers["plugin_name"] == name
+        # Recorded, so that `copier update` can render without the host's files.
+        assert (answers["host_package"], answers["plugins_dir"]) == (host.package, plugins_dir)
+        assert answers["model_base"] == f"{host.package}.models:Base"
+
+    registry = json.loads((host.root / package_dir / "plugins" / "registry.json").read_text())
+    assert registry == {
+        "plugins": {
+            "audit": {"tables": ["audit_log"], "depends_on": []},
+            "network": {"tables": ["subnets", "hosts"], "depends_on": []},
+            "printers": {"tables": ["printers"], "depends_on": ["network"]},
+        }
+    }
+
+    skeleton = ast.parse((host.root / plugins_dir / "network" / "models.py").read_text())
+    classes = {node.name: node for node in skeleton.body if isinstance(node, ast.ClassDef)}
+    assert set(classes) == {"Subnets", "Hosts"}
+    assert ast.unparse(classes["Hosts"].bases[0]) == "Base"
+    assert "Printer" in (host.root / plugins_dir / "printers" / "models.py").read_text(), "models.py was overwritten"
+    assert (host.root / plugins_dir / "network" / "__init__.py").is_file()
+
+
+def test_plain_sqlalchemy_app_migrates_with_python_m(sqlalchemy_host: tuple[Host, str]) -> None:
+    host, plugins_dir = sqlalchemy_host
+    result = host.plugin_cli("upgrade-all")
+    assert result.returncode == 0, result.stderr
+    assert "3 plugins: 3 upgraded, 0 current, 0 failed, 0 skipped" in result.stdout
+    order = [line.split()[0] for line in result.stdout.splitlines()[1:-1]]
+    assert order.index("network") < order.index("printers")
+
+    alembic = run(
+        [sys.executable, "-m", "alembic", "-c", f"{plugins_dir}/audit/migrations/alembic.ini", "current"],
+        host.root,
+        {"DATABASE_URL": host.database_url()},
+    )
+    assert alembic.returncode == 0, alembic.stderr
+    assert "0001_baseline_audit (head)" in alembic.stdout
+
+    generated_tests = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], host.root)
+    assert generated_tests.returncode == 0, generated_tests.stdout
+
+
+def test_with_models_false_writes_no_models(tmp_path: Path) -> None:
+    make_sqlalchemy_app(tmp_path, "shopapp")
+    assert copy_host(tmp_path).returncode == 0
+    result = copy_plugin(tmp_path, plugin_name="audit", tables=["audit_log"], with_models=False)
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "plugins" / "audit" / "models.py").exists()
+    assert (tmp_path / "plugins" / "audit" / "migrations" / "env.py").is_file()
+
+
+# Rejected answers: the message names the value and the rule, and the
+# destination is exactly as it was. (Issue 6 widens this table.)
+REJECTED = [
+    pytest.param(
+        "plugin", {"plugin_name": "Net-Work", "tables": ["t"]},
+        "'Net-Work' is not a valid plugin name: use lowercase letters, digits and _, starting with a letter.",
+        id="plugin-name-with-dash",
+    ),
+    pytest.param(
+        "plugin", {"plugin_name": "network", "tables": []},
+        "'[]' is not a valid table list: give a non-empty YAML list such as [network_devices, subnets].",
+        id="empty-table-list",
+    ),
+    pytest.param(
+        "plugin", {"plugin_name": "network", "tables": ["Subnets!"]},
+        "'Subnets!' is not a valid table name: use lowercase letters, digits and _, not starting with a digit.",
+        id="table-name-with-punctuation",
+    ),
+    pytest.param(
+        "plugin", {"plugin_name": "network", "tables": ["t"], "depends_on": ["network"]},
+        "'network' cannot depend on itself: remove it from depends_on.",
+        id="self-dependency",
+    ),
+    pytest.param(
+        "host", {"host_package": "my-app"},
+        "'my-app' is not a valid host package: use a dotted Python import name such as shopapp or myorg.shopapp.",
+        id="host-package-with-dash",
+    ),
+    pytest.param(
+        "host", {"model_base": "shopapp.models"},
+        "'shopapp.models' is not a valid model base: use module:attr, such as shopapp.models:Base or shopapp.extensions:db.Model.",
+        id="model-base-without-attr",
+    ),
+    pytest.param(
+        "host", {"plugins_dir": "../plugins"},
+        "'../plugins' is not a valid plugins folder: use a relative path of Python identifiers such as plugins or src/plugins.",
+        id="plugins-dir-outside",
+    ),
+]
+
+
+@pytest.mark.parametrize(("scope", "answers", "message"), REJECTED)
+def test_rejected_answers_name_the_value_and_rule_and_write_nothing(tmp_path: Path, scope: str, answers: dict, message: str) -> None:
+    make_sqlalchemy_app(tmp_path, "shopapp")
+    if scope == "plugin":
+        assert copy_host(tmp_path).returncode == 0
+        commit_all(tmp_path, "host")
+    before = tree_snapshot(tmp_path)
+
+    result = copy_host(tmp_path, **answers) if scope == "host" else copy_plugin(tmp_path, **answers)
+
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].endswith(message)
+    assert tree_snapshot(tmp_path) == before
+    assert git(tmp_path, "status", "--porcelain") == ""
+
+
+def test_a_plugin_needs_the_host_scaffold_first(tmp_path: Path) -> None:
+    make_sqlalchemy_app(tmp_path, "shopapp")
+    before = tree_snapshot(tmp_path)
+    result = copy_plugin(tmp_path, plugin_name="network", tables=["subnets"])
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].endswith(
+        "No host runtime in this destination: .copier-answers.host.yml is missing; "
+        "run `copier copy --trust -d scope=host ...` first."
+    )
+    assert tree_snapshot(tmp_path) == before
+
+
+def test_every_answer_key_used_in_tests_is_a_question() -> None:
+    """Copier silently ignores unknown -d keys; then a test would test nothing."""
+    questions = {key for key in yaml.safe_load((TEMPLATE / "copier.yml").read_text()) if not key.startswith("_")}
+    used: set[str] = set()
+    sources = [*Path(__file__).parent.glob("*.py"), TEMPLATE / "demo" / "run.py"]
+    for source in sources:
+        tree = ast.parse(source.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("copy_host", "copy_plugin"):
+                used.update(keyword.arg for keyword in node.keywords if keyword.arg)
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "copy":
+                for keyword in node.keywords:
+                    if keyword.arg == "extra_answers" and isinstance(keyword.value, ast.Dict):
+                        used.update(key.value for key in keyword.value.keys)
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "param":
+                used.update(k.value for arg in node.args if isinstance(arg, ast.Dict) for k in arg.keys)
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "param":
+                used.update(k.value for arg in node.args if isinstance(arg, ast.Dict) for k in arg.keys)
+        for match in re.finditer(r'"-d",\s*f?"([a-z_]+)=', source.read_text()):
+            used.add(match.group(1))
+    assert used, "the guard found no answers at all: its patterns are stale"
+    assert {"plugin_name", "tables", "depends_on", "with_models", "host_package", "model_base", "plugins_dir"} <= used
+    assert used - questions == set()
