@@ -116,6 +116,27 @@ class Host:
 
 
 @pytest.fixture(scope="session")
+def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A throwaway git copy of this template as it is on disk now, committed and tagged v1.0.0.
+
+    Copier records the template commit in each answers file and `copier
+    update` needs it again later, which a working tree with uncommitted edits
+    cannot give; this copy can.
+    """
+    repo = tmp_path_factory.mktemp("template-repo")
+    listed = git(TEMPLATE, "ls-files", "-z", "--cached", "--others", "--exclude-standard").split("\0")
+    for relative in filter(None, listed):
+        source = TEMPLATE / relative
+        if source.is_file():
+            (repo / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, repo / relative)
+    git(repo, "init", "-q")
+    commit_all(repo, "template")
+    git(repo, "tag", "v1.0.0")
+    return repo
+
+
+@pytest.fixture(scope="session")
 def demo_host_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The Quick start demo's host (six plugins), built once; copy it, don't change it."""
     root = tmp_path_factory.mktemp("demo-host")

@@ -277,3 +277,34 @@ def test_the_hosts_generated_tests_catch_an_unregistered_table(demo_host: Host) 
     result = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_plugin_migrations.py"], demo_host.root)
     assert result.returncode == 1
     assert 'table "usb_ports" is defined in plugins/usb/models.py but registered to no plugin' in result.stdout
+
+
+def test_autogenerate_sees_only_the_plugins_own_tables(demo_host: Host) -> None:
+    assert demo_host.plugin_cli("upgrade-all").returncode == 0
+    network_models = demo_host.root / "plugins/network/models.py"
+    network_models.write_text(
+        network_models.read_text().replace(
+            "    vlan: Mapped[int | None]\n",
+            "    vlan: Mapped[int | None]\n    name: Mapped[str | None] = mapped_column(sa.String(40))\n",
+        )
+    )
+    other_models = demo_host.root / "plugins/notifications/models.py"
+    other_models.write_text(other_models.read_text() + "\n\nclass Stray(db.Model):\n    __tablename__ = 'strays'\n"
+                            "    id: Mapped[int] = mapped_column(primary_key=True)\n")
+
+    result = run(
+        [sys.executable, "-m", "alembic", "-c", "plugins/network/migrations/alembic.ini",
+         "revision", "--autogenerate", "-m", "add subnet name"],
+        demo_host.root,
+        {"DATABASE_URL": demo_host.database_url()},
+    )
+
+    assert result.returncode == 0, result.stderr
+    [revision] = (demo_host.root / "plugins/network/migrations/versions").glob("*_add_subnet_name.py")
+    text = revision.read_text()
+    assert "down_revision: Union[str, Sequence[str], None] = '0001_baseline_network'" in text
+    assert "batch_op.add_column(sa.Column('name', sa.String(length=40), nullable=True))" in text
+    # Not the core table "sites" (absent from this database), not another
+    # plugin's new table, not any version table.
+    for foreign in ("sites", "strays", "alembic_version", "create_table", "drop_table"):
+        assert foreign not in text, foreign
