@@ -7,6 +7,13 @@
 Both first make .venv/ with exactly the versions pinned in requirements.txt
 (re-installed whenever that file changes), so a fresh clone needs nothing but
 Python 3.11+.
+
+`test` runs every database test on SQLite and on PostgreSQL. It starts a
+throwaway PostgreSQL server for the run (installing Debian's postgresql
+package first if it is missing and this runs as root) and stops it at the
+end; set PLUGIN_MIGRATIONS_TEST_PG_URL=postgresql+psycopg://user@host/db to
+use an existing server instead (the tests create and drop their own
+databases on it).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 REQUIREMENTS = ROOT / "requirements.txt"
 STAMP = VENV / "requirements.sha256"
+PG_URL_VARIABLE = "PLUGIN_MIGRATIONS_TEST_PG_URL"
 
 
 def venv_python() -> Path:
@@ -54,7 +62,27 @@ def main(argv: list[str]) -> int:
     python = str(ensure_venv())
     if argv[0] == "demo":
         return subprocess.run([python, str(ROOT / "demo" / "run.py"), *argv[1:]], cwd=ROOT).returncode
-    return subprocess.run([python, "-m", "pytest", *argv[1:]], cwd=ROOT).returncode
+    return run_tests(python, argv[1:])
+
+
+def run_tests(python: str, pytest_args: list[str]) -> int:
+    """pytest, with a PostgreSQL server for the database tests."""
+    pytest = [python, "-m", "pytest", *pytest_args]
+    if os.environ.get(PG_URL_VARIABLE):
+        return subprocess.run(pytest, cwd=ROOT).returncode
+    sys.path.insert(0, str(ROOT))
+    from tests.pgcluster import ClusterError, throwaway_cluster
+
+    try:
+        with throwaway_cluster() as url:
+            print(f"dev.py: PostgreSQL for the tests at {url}", flush=True)
+            return subprocess.run(pytest, cwd=ROOT, env={**os.environ, PG_URL_VARIABLE: url}).returncode
+    except ClusterError as error:
+        if os.environ.get("CI") == "true":
+            print(f"dev.py: {error}", file=sys.stderr)
+            return 1
+        print(f"dev.py: {error}; PostgreSQL tests will be skipped", file=sys.stderr)
+        return subprocess.run(pytest, cwd=ROOT).returncode
 
 
 if __name__ == "__main__":

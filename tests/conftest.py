@@ -7,13 +7,19 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from demo.run import build_host
 
 TEMPLATE = Path(__file__).resolve().parents[1]
+
+#: An existing PostgreSQL server for the tests; `python3 dev.py test` starts one and sets it.
+PG_URL = os.environ.get("PLUGIN_MIGRATIONS_TEST_PG_URL")
+BACKENDS = ["sqlite", "postgresql"]
 
 
 def run(command: list[str], cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -78,12 +84,73 @@ def tree_snapshot(root: Path) -> dict[str, bytes]:
     }
 
 
+class Database:
+    """One empty test database, looked at through SQLAlchemy's inspector."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.backend = sa.make_url(url).get_backend_name()
+
+    def _engine(self) -> sa.Engine:
+        return sa.create_engine(self.url, poolclass=sa.pool.NullPool)
+
+    def tables(self) -> set[str]:
+        engine = self._engine()
+        try:
+            return set(sa.inspect(engine).get_table_names())
+        finally:
+            engine.dispose()
+
+    def version_of(self, plugin: str) -> list[str]:
+        """The revisions in plugin's version table ([] when the table is missing)."""
+        if f"alembic_version_{plugin}" not in self.tables():
+            return []
+        return [row[0] for row in self.execute(f"SELECT version_num FROM alembic_version_{plugin}")]
+
+    def execute(self, sql: str) -> list[tuple]:
+        engine = self._engine()
+        try:
+            with engine.begin() as connection:
+                result = connection.exec_driver_sql(sql)
+                return [tuple(row) for row in result] if result.returns_rows else []
+        finally:
+            engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def database(request: pytest.FixtureRequest, tmp_path: Path):
+    """An empty database on each backend: a SQLite file, or a new PostgreSQL database dropped afterwards.
+
+    Without a PostgreSQL server the PostgreSQL cases skip, except under
+    CI=true, where they fail: CI must run every database test.
+    """
+    if request.param == "sqlite":
+        yield Database(f"sqlite:///{tmp_path / 'app.db'}")
+        return
+    if not PG_URL:
+        reason = "no PostgreSQL server: run `python3 dev.py test`, or set PLUGIN_MIGRATIONS_TEST_PG_URL"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield Database(sa.make_url(PG_URL).set(database=name).render_as_string(hide_password=False))
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
 class Host:
     """A generated host application on disk, driven through its own commands."""
 
-    def __init__(self, root: Path, package: str = "shopapp") -> None:
+    def __init__(self, root: Path, package: str = "shopapp", database: Database | None = None) -> None:
         self.root = root
         self.package = package
+        self.database = database or Database(f"sqlite:///{root / 'app.db'}")
 
     @property
     def registry_path(self) -> Path:
@@ -92,12 +159,9 @@ class Host:
     def registry(self) -> dict:
         return json.loads(self.registry_path.read_text())
 
-    def database_url(self, name: str = "app.db") -> str:
-        return f"sqlite:///{self.root / name}"
-
     def plugin_cli(self, *args: str, database_url: str | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
-        """`python -m PKG.plugins ARGS` with DATABASE_URL set."""
-        env = {"DATABASE_URL": database_url or self.database_url()}
+        """`python -m PKG.plugins ARGS` with DATABASE_URL set (default: the host's database)."""
+        env = {"DATABASE_URL": database_url or self.database.url}
         return run([sys.executable, "-m", f"{self.package}.plugins", *args], self.root, env, stdin)
 
     def flask_cli(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -111,7 +175,7 @@ class Host:
 
     def python(self, code: str, database_url: str | None = None) -> subprocess.CompletedProcess:
         """Run Python code inside the host (its root on sys.path), DATABASE_URL set."""
-        env = {"DATABASE_URL": database_url or self.database_url()}
+        env = {"DATABASE_URL": database_url or self.database.url}
         return run([sys.executable, "-c", code], self.root, env)
 
 
@@ -145,8 +209,8 @@ def demo_host_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def demo_host(demo_host_template: Path, tmp_path: Path) -> Host:
-    """A private copy of the demo host for one test."""
+def demo_host(demo_host_template: Path, tmp_path: Path, database: Database) -> Host:
+    """A private copy of the demo host for one test, with an empty database on each backend."""
     root = tmp_path / "host"
     shutil.copytree(demo_host_template, root, symlinks=True)
-    return Host(root)
+    return Host(root, database=database)

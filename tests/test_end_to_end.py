@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
-from pathlib import Path
 
 from demo.run import PLUGINS
 
-from .conftest import Host, run
+from .conftest import Database, Host, run
 
 ALL_TABLES = {table for _, tables, _ in PLUGINS for table in tables}
 DEPENDENCIES = {name: depends_on for name, _, depends_on in PLUGINS}
-
-
-def tables_in(database: Path) -> set[str]:
-    with sqlite3.connect(database) as connection:
-        return {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-
-
-def version_of(database: Path, plugin: str) -> list[str]:
-    with sqlite3.connect(database) as connection:
-        return [row[0] for row in connection.execute(f"SELECT version_num FROM alembic_version_{plugin}")]
 
 
 def status_json(host: Host, **kwargs: str) -> dict[str, dict]:
@@ -41,11 +29,12 @@ def test_upgrade_all_migrates_every_plugin_once_then_reports_current(demo_host: 
     assert first.returncode == 0, first.stderr
     assert "6 plugins: 6 upgraded, 0 current, 0 failed, 0 skipped" in first.stdout
 
-    database = demo_host.root / "app.db"
-    assert ALL_TABLES | {f"alembic_version_{name}" for name in DEPENDENCIES} <= tables_in(database)
-    assert "sites" not in tables_in(database), "a plugin chain created a core table"
+    database = demo_host.database
+    assert database.tables() == ALL_TABLES | {f"alembic_version_{name}" for name in DEPENDENCIES}, (
+        "a plugin chain created a core table, or missed one of its own"
+    )
     for name in DEPENDENCIES:
-        assert version_of(database, name) == [f"0001_baseline_{name}"]
+        assert database.version_of(name) == [f"0001_baseline_{name}"]
 
     second = demo_host.plugin_cli("upgrade-all")
     assert second.returncode == 0, second.stderr
@@ -70,13 +59,17 @@ def test_upgrade_all_plugins_returns_results_in_dependency_order(demo_host: Host
 
 
 def test_flask_door_uses_the_apps_database(demo_host: Host) -> None:
-    env = {"SHOPAPP_DATABASE_URI": "sqlite:///flask.db"}
+    if demo_host.database.backend == "sqlite":
+        # Flask-SQLAlchemy puts a relative SQLite file in the instance folder;
+        # the plugin commands must migrate that same file, not a new one beside it.
+        app_uri, app_database = "sqlite:///flask.db", Database(f"sqlite:///{demo_host.root / 'instance' / 'flask.db'}")
+    else:
+        app_uri, app_database = demo_host.database.url, demo_host.database
+    env = {"SHOPAPP_DATABASE_URI": app_uri}
     result = demo_host.flask_cli("upgrade-all", env=env)
     assert result.returncode == 0, result.stderr
     assert "6 upgraded" in result.stdout
-    # Flask-SQLAlchemy puts a relative SQLite file in the instance folder; the
-    # plugin commands must migrate that same file, not a new one beside it.
-    assert ALL_TABLES <= tables_in(demo_host.root / "instance" / "flask.db")
+    assert ALL_TABLES <= app_database.tables()
     assert not (demo_host.root / "flask.db").exists()
 
     status = demo_host.flask_cli("status", env=env)
@@ -86,23 +79,25 @@ def test_flask_door_uses_the_apps_database(demo_host: Host) -> None:
     assert {line.split()[0]: line.split()[3] for line in lines[1:]} == {name: "0" for name in DEPENDENCIES}
 
 
-def test_flask_door_prefers_database_url(demo_host: Host) -> None:
-    url = demo_host.database_url("override.db")
-    result = demo_host.flask_cli("migrate", "network", env={"DATABASE_URL": url})
+def test_flask_door_prefers_database_url(demo_host: Host, tmp_path) -> None:
+    override = Database(f"sqlite:///{tmp_path / 'override.db'}")
+    env = {"DATABASE_URL": override.url, "SHOPAPP_DATABASE_URI": demo_host.database.url}
+    result = demo_host.flask_cli("migrate", "network", env=env)
     assert result.returncode == 0, result.stderr
-    assert {"subnets", "network_devices"} <= tables_in(demo_host.root / "override.db")
+    assert {"subnets", "network_devices"} <= override.tables()
+    assert not demo_host.database.tables()
 
 
 def test_plain_alembic_cli_drives_one_plugin_chain(demo_host: Host) -> None:
     ini = "plugins/network/migrations/alembic.ini"
-    env = {"DATABASE_URL": demo_host.database_url()}
+    env = {"DATABASE_URL": demo_host.database.url}
     alembic = [sys.executable, "-m", "alembic", "-c", ini]
 
     upgraded = run([*alembic, "upgrade", "head"], demo_host.root, env)
     assert upgraded.returncode == 0, upgraded.stderr
     current = run([*alembic, "current"], demo_host.root, env)
     assert "0001_baseline_network (head)" in current.stdout
-    assert tables_in(demo_host.root / "app.db") == {"alembic_version_network", "subnets", "network_devices"}
+    assert demo_host.database.tables() == {"alembic_version_network", "subnets", "network_devices"}
     assert status_json(demo_host)["network"]["pending"] == []
 
     offline = run([*alembic, "upgrade", "head", "--sql"], demo_host.root, env)
@@ -118,7 +113,7 @@ def test_alembic_cli_works_from_any_directory(demo_host: Host) -> None:
     result = run(
         [sys.executable, "-m", "alembic", "-c", str(ini), "upgrade", "head"],
         elsewhere,
-        {"DATABASE_URL": demo_host.database_url()},
+        {"DATABASE_URL": demo_host.database.url},
     )
     assert result.returncode == 0, result.stderr
 
@@ -133,22 +128,22 @@ def test_migrate_runs_dependencies_first(demo_host: Host) -> None:
 
 def test_downgrade_of_one_plugin_leaves_the_others_intact(demo_host: Host) -> None:
     assert demo_host.plugin_cli("upgrade-all").returncode == 0
-    database = demo_host.root / "app.db"
+    database = demo_host.database
 
     refused = demo_host.plugin_cli("downgrade", "notifications", "base")
     assert refused.returncode == 1
     assert refused.stderr.strip().splitlines()[-1].startswith("Error: downgrade of \"notifications\" aborted")
     assert "drops these tables and their data: notification_subscriptions, notifications" in refused.stderr
-    assert {"notifications", "notification_subscriptions"} <= tables_in(database)
+    assert {"notifications", "notification_subscriptions"} <= database.tables()
 
     answered_no = demo_host.plugin_cli("downgrade", "notifications", "base", stdin="n\n")
     assert answered_no.returncode == 1
-    assert version_of(database, "notifications") == ["0001_baseline_notifications"]
+    assert database.version_of("notifications") == ["0001_baseline_notifications"]
 
     done = demo_host.plugin_cli("downgrade", "notifications", "base", "--yes")
     assert done.returncode == 0, done.stderr
     assert "dropped notification_subscriptions, notifications" in done.stdout
-    remaining = tables_in(database)
+    remaining = database.tables()
     assert not {"notifications", "notification_subscriptions"} & remaining
     assert ALL_TABLES - {"notifications", "notification_subscriptions"} <= remaining
     statuses = status_json(demo_host)
@@ -177,7 +172,7 @@ def test_a_database_bootstrapped_with_create_all_keeps_working(demo_host: Host) 
 
 def test_a_failing_plugin_is_rolled_back_and_its_dependents_skipped(demo_host: Host) -> None:
     assert demo_host.plugin_cli("upgrade-all").returncode == 0
-    database = demo_host.root / "app.db"
+    database = demo_host.database
     failing = demo_host.root / "plugins/network/migrations/versions/0002_broken.py"
     failing.write_text(
         '"""A migration that fails halfway."""\n'
@@ -191,7 +186,7 @@ def test_a_failing_plugin_is_rolled_back_and_its_dependents_skipped(demo_host: H
         "def downgrade():\n"
         '    op.drop_table("half_done")\n'
     )
-    # A new revision in the usb plugin shows that independent plugins still run.
+    # A new revision in the notifications plugin shows that independent plugins still run.
     (demo_host.root / "plugins/notifications/migrations/versions/0002_more.py").write_text(
         "from alembic import op\nimport sqlalchemy as sa\n\n"
         'revision = "0002_more_notifications"\ndown_revision = "0001_baseline_notifications"\n\n\n'
@@ -205,7 +200,7 @@ def test_a_failing_plugin_is_rolled_back_and_its_dependents_skipped(demo_host: H
     assert error.startswith(
         'Error: plugin "network" failed: migration from 0001_baseline_network rolled back, nothing was changed: '
     )
-    assert "no such table: no_such_table" in error
+    assert "no_such_table" in error
     assert error.endswith("; skipped as their dependencies failed: computers, printers, usb; fix and run the command again")
     rows = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()[1:-1]}
     assert rows == {
@@ -217,9 +212,9 @@ def test_a_failing_plugin_is_rolled_back_and_its_dependents_skipped(demo_host: H
         "usb": "skipped",
     }
     assert "no_such_table" in result.stdout
-    assert "half_done" not in tables_in(database), "the failed migration's DDL was not rolled back"
-    assert version_of(database, "network") == ["0001_baseline_network"]
-    assert version_of(database, "notifications") == ["0002_more_notifications"]
+    assert "half_done" not in database.tables(), "the failed migration's DDL was not rolled back"
+    assert database.version_of("network") == ["0001_baseline_network"]
+    assert database.version_of("notifications") == ["0002_more_notifications"]
 
     failing.unlink()
     rerun = demo_host.plugin_cli("upgrade-all")
@@ -252,7 +247,7 @@ def test_registry_cycles_and_unknown_dependencies_are_refused(demo_host: Host) -
     assert "dependency cycle between plugins" in cycle.stderr
     for name in ("network", "computers", "usb"):
         assert name in cycle.stderr
-    assert not (demo_host.root / "app.db").exists() or not tables_in(demo_host.root / "app.db")
+    assert demo_host.database.tables() == set()
 
     registry["plugins"]["network"]["depends_on"] = ["ghost"]
     demo_host.registry_path.write_text(json.dumps(registry))
@@ -296,14 +291,15 @@ def test_autogenerate_sees_only_the_plugins_own_tables(demo_host: Host) -> None:
         [sys.executable, "-m", "alembic", "-c", "plugins/network/migrations/alembic.ini",
          "revision", "--autogenerate", "-m", "add subnet name"],
         demo_host.root,
-        {"DATABASE_URL": demo_host.database_url()},
+        {"DATABASE_URL": demo_host.database.url},
     )
 
     assert result.returncode == 0, result.stderr
     [revision] = (demo_host.root / "plugins/network/migrations/versions").glob("*_add_subnet_name.py")
     text = revision.read_text()
     assert "down_revision: Union[str, Sequence[str], None] = '0001_baseline_network'" in text
-    assert "batch_op.add_column(sa.Column('name', sa.String(length=40), nullable=True))" in text
+    # SQLite gets Alembic's batch mode (it cannot ALTER in place); PostgreSQL plain ALTER.
+    assert "add_column(" in text and "sa.Column('name', sa.String(length=40), nullable=True)" in text
     # Not the core table "sites" (absent from this database), not another
     # plugin's new table, not any version table.
     for foreign in ("sites", "strays", "alembic_version", "create_table", "drop_table"):

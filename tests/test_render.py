@@ -201,7 +201,7 @@ def test_plain_sqlalchemy_app_migrates_with_python_m(sqlalchemy_host: tuple[Host
     alembic = run(
         [sys.executable, "-m", "alembic", "-c", f"{plugins_dir}/audit/migrations/alembic.ini", "current"],
         host.root,
-        {"DATABASE_URL": host.database_url()},
+        {"DATABASE_URL": host.database.url},
     )
     assert alembic.returncode == 0, alembic.stderr
     assert "0001_baseline_audit (head)" in alembic.stdout

@@ -115,20 +115,27 @@ def _enable_sqlite_transactional_ddl(engine: Engine) -> None:
     # pysqlite only opens a transaction before INSERT/UPDATE/DELETE, so CREATE
     # and DROP would autocommit one by one. Let SQLAlchemy emit BEGIN itself so
     # a plugin's migration commits or rolls back as a whole (SQLAlchemy's
-    # documented recipe for SQLite transactional DDL).
+    # documented recipe for SQLite transactional DDL). IMMEDIATE takes the
+    # write lock at once: a second migrator waits (up to the connect timeout)
+    # and then sees the first one's committed version row instead of racing it.
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str) -> Engine:
+#: Seconds a migrator waits for another one to finish before giving up.
+DEFAULT_LOCK_TIMEOUT = 300.0
+
+
+def make_engine(url: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> Engine:
     """An engine for migrations: no pooling, and transactional DDL on SQLite too."""
-    engine = create_engine(url, poolclass=pool.NullPool)
-    if engine.dialect.name == "sqlite":
+    is_sqlite = url.split(":", 1)[0].split("+", 1)[0] == "sqlite"
+    engine = create_engine(url, poolclass=pool.NullPool, connect_args={"timeout": lock_timeout} if is_sqlite else {})
+    if is_sqlite:
         _enable_sqlite_transactional_ddl(engine)
     return engine
 

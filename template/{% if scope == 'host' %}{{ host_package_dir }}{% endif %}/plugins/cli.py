@@ -39,11 +39,22 @@ def _fails_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _manager(ctx: click.Context) -> PluginManager:
+def _manager(ctx: click.Context, lock_timeout: float | None = None) -> PluginManager:
     database_url: DatabaseUrl = ctx.obj
-    manager = PluginManager(database_url())
+    manager = PluginManager(database_url(), lock_timeout=lock_timeout)
     ctx.call_on_close(manager.dispose)
     return manager
+
+
+def _writing_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--sql and --lock-timeout, shared by the commands that change the database."""
+    command = click.option(
+        "--lock-timeout",
+        type=click.FloatRange(min=0),
+        default=None,
+        help="Seconds to wait for another migrator of this database to finish [default: 300].",
+    )(command)
+    return click.option("--sql", "sql", is_flag=True, help="Print the SQL instead of running it.")(command)
 
 
 def _print_table(headers: list[str], rows: list[list[str]]) -> None:
@@ -102,29 +113,44 @@ def status(ctx: click.Context, as_json: bool) -> None:
 @click.command()
 @click.argument("name")
 @click.option("--revision", default="head", show_default=True, help="Revision to upgrade to.")
+@_writing_options
 @click.pass_context
 @_fails_cleanly
-def migrate(ctx: click.Context, name: str, revision: str) -> None:
+def migrate(ctx: click.Context, name: str, revision: str, sql: bool, lock_timeout: float | None) -> None:
     """Upgrade plugin NAME (after the plugins it depends on)."""
-    _print_results(_manager(ctx).migrate(name, revision))
+    manager = _manager(ctx, lock_timeout)
+    if sql:
+        click.echo(manager.migrate_sql(name, revision), nl=False)
+        return
+    _print_results(manager.migrate(name, revision))
 
 
 @click.command("upgrade-all")
+@_writing_options
 @click.pass_context
 @_fails_cleanly
-def upgrade_all(ctx: click.Context) -> None:
+def upgrade_all(ctx: click.Context, sql: bool, lock_timeout: float | None) -> None:
     """Run every plugin's pending migrations, dependencies first."""
-    _print_results(_manager(ctx).upgrade_all_plugins())
+    manager = _manager(ctx, lock_timeout)
+    if sql:
+        click.echo(manager.upgrade_sql(), nl=False)
+        return
+    _print_results(manager.upgrade_all_plugins())
 
 
 @click.command()
 @click.argument("name")
 @click.argument("revision")
 @click.option("--yes", is_flag=True, help="Drop tables without asking (for scripts).")
+@_writing_options
 @click.pass_context
 @_fails_cleanly
-def downgrade(ctx: click.Context, name: str, revision: str, yes: bool) -> None:
+def downgrade(ctx: click.Context, name: str, revision: str, yes: bool, sql: bool, lock_timeout: float | None) -> None:
     """Downgrade plugin NAME to REVISION (use "base" to remove it); asks before dropping tables."""
+    manager = _manager(ctx, lock_timeout)
+    if sql:
+        click.echo(manager.downgrade_sql(name, revision), nl=False)
+        return
 
     def confirm(plugin: str, tables: list[str]) -> bool:
         if yes:
@@ -136,7 +162,7 @@ def downgrade(ctx: click.Context, name: str, revision: str, yes: bool) -> None:
             click.echo(err=True)
             return False
 
-    result = _manager(ctx).downgrade(name, revision, confirm)
+    result = manager.downgrade(name, revision, confirm)
     if result["status"] == "aborted":
         raise click.ClickException(f'downgrade of "{name}" aborted; nothing was changed (pass --yes to drop the tables)')
     dropped = f"; dropped {', '.join(result['dropped'])}" if result["dropped"] else ""

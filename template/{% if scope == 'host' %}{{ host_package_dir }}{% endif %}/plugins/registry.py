@@ -39,6 +39,10 @@ class RegistryError(PluginMigrationError):
     """registry.json is unreadable, malformed, or inconsistent."""
 
 
+class LockTimeout(PluginMigrationError):
+    """Another migrator kept the database locked for longer than the lock timeout."""
+
+
 @dataclass(frozen=True)
 class PluginEntry:
     """One plugin as registered: the tables it owns and the plugins it needs first."""
