@@ -304,3 +304,37 @@ def test_autogenerate_sees_only_the_plugins_own_tables(demo_host: Host) -> None:
     # plugin's new table, not any version table.
     for foreign in ("sites", "strays", "alembic_version", "create_table", "drop_table"):
         assert foreign not in text, foreign
+
+
+def test_the_hosts_generated_tests_catch_a_foreign_key_without_depends_on(demo_host: Host) -> None:
+    registry = demo_host.registry()
+    registry["plugins"]["usb"]["depends_on"] = []
+    demo_host.registry_path.write_text(json.dumps(registry))
+    result = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_plugin_migrations.py"], demo_host.root)
+    assert result.returncode == 1
+    assert (
+        'table "usb_devices" of plugin "usb" has a foreign key into "computers" of plugin "computers", '
+        'but "usb" does not depend on "computers"'
+    ) in result.stdout
+
+
+def test_a_foreign_key_to_an_unimported_core_table_names_model_base(demo_host: Host) -> None:
+    models = demo_host.root / "plugins/notifications/models.py"
+    models.write_text(models.read_text().replace(
+        '    email: Mapped[str] = mapped_column(sa.String(254))',
+        '    email: Mapped[str] = mapped_column(sa.String(254))\n'
+        '    warehouse_id: Mapped[int | None] = mapped_column(sa.ForeignKey("warehouses.id"))',
+    ))
+    result = demo_host.plugin_cli("migrate", "notifications")
+    assert result.returncode == 1
+    assert (
+        'table "notification_subscriptions" has a foreign key to "warehouses", which no imported model defines; '
+        "the module of model_base (shopapp.models:db.Model) must import every core model that plugin tables refer to"
+    ) in result.stderr
+
+    plain = run([sys.executable, "-m", "alembic", "-c", "plugins/notifications/migrations/alembic.ini", "upgrade", "head"],
+                demo_host.root, {"DATABASE_URL": demo_host.database.url})
+    # Alembic's own CLI prints "FAILED: ..." on stdout and exits 255.
+    assert plain.returncode != 0
+    assert "Traceback" not in plain.stderr
+    assert plain.stdout.startswith('FAILED: plugin "notifications": table "notification_subscriptions" has a foreign key')

@@ -30,6 +30,7 @@ from .registry import (
     PluginEntry,
     PluginMigrationError,
     RegistryError,
+    dependency_closure,
     dependency_order,
     load_registry,
 )
@@ -160,13 +161,8 @@ class PluginManager:
 
     def dependencies(self, name: str) -> list[str]:
         """Every plugin that ``name`` needs first, directly or not, in dependency order."""
-        needed: set[str] = set()
-        stack = list(self.entry(name).depends_on)
-        while stack:
-            dependency = stack.pop()
-            if dependency not in needed:
-                needed.add(dependency)
-                stack.extend(self.plugins[dependency].depends_on)
+        self.entry(name)
+        needed = dependency_closure(self.plugins, name)
         return [other for other in self.order if other in needed]
 
     def owner_of(self, table: str) -> str:

@@ -23,11 +23,13 @@ from logging.config import fileConfig
 from typing import Any
 
 from alembic import context, op
+from alembic.util import CommandError
 from sqlalchemy import MetaData, Table, create_engine, event, inspect, pool
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.schema import CreateIndex, CreateTable, DropTable, sort_tables
 
 from .registry import (
+    MODEL_BASE,
     PluginMigrationError,
     load_metadata,
     load_registry,
@@ -69,7 +71,17 @@ def plugin_tables(plugin_name: str, metadata: MetaData | None = None) -> list[Ta
             f'plugin "{plugin_name}": registered tables {", ".join(missing)} are not defined by any model; '
             f"declare them in the plugin's models.py or remove them from its tables answer"
         )
-    return sort_tables([metadata.tables[name] for name in owned])
+    tables = [metadata.tables[name] for name in owned]
+    for table in tables:
+        for foreign_key in table.foreign_keys:
+            referred = foreign_key.target_fullname.rpartition(".")[0]
+            if referred not in metadata.tables:
+                raise PluginMigrationError(
+                    f'plugin "{plugin_name}": table "{table.name}" has a foreign key to "{referred}", which no '
+                    f"imported model defines; the module of model_base ({MODEL_BASE}) must import every core "
+                    f"model that plugin tables refer to"
+                )
+    return sort_tables(tables)
 
 
 def get_plugin_metadata(plugin_name: str) -> MetaData:
@@ -166,6 +178,14 @@ def _configure_options(plugin_name: str, dialect_name: str) -> dict[str, Any]:
 
 def run_plugin_migrations(plugin_name: str) -> None:
     """The body of every plugin's env.py: run Alembic online or offline for plugin_name."""
+    try:
+        _run_plugin_migrations(plugin_name)
+    except PluginMigrationError as error:
+        # Plain `alembic` prints a CommandError as one "FAILED: ..." line, not a traceback.
+        raise CommandError(str(error)) from None
+
+
+def _run_plugin_migrations(plugin_name: str) -> None:
     config = context.config
     if config.config_file_name is not None and "connection" not in config.attributes:
         # Plain `alembic -c .../alembic.ini`: honour the ini's logging setup.

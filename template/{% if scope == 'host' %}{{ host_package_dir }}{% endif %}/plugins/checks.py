@@ -8,6 +8,8 @@ from .registry import (
     PLUGINS_DIR,
     PLUGINS_PACKAGE,
     TABLES_DECLARED_BY,
+    PluginEntry,
+    dependency_closure,
     load_base,
     load_metadata,
     load_registry,
@@ -33,6 +35,36 @@ def tables_declared_by_plugins() -> dict[str, str]:
     return declared
 
 
+def _owners(registry: dict[str, PluginEntry]) -> dict[str, list[str]]:
+    owners: dict[str, list[str]] = defaultdict(list)
+    for name, entry in registry.items():
+        for table in entry.tables:
+            owners[table].append(name)
+    return owners
+
+
+def dependency_problems() -> list[str]:
+    """A plugin whose tables have foreign keys into another plugin must depend on it (directly or not)."""
+    registry = load_registry()
+    metadata = load_metadata()
+    owners = _owners(registry)
+    problems = []
+    for name, entry in sorted(registry.items()):
+        needed = dependency_closure(registry, name)
+        for table_name in entry.tables:
+            table = metadata.tables.get(table_name)
+            for foreign_key in table.foreign_keys if table is not None else ():
+                referred = foreign_key.target_fullname.rpartition(".")[0]
+                for owner in owners.get(referred, []):
+                    if owner != name and owner not in needed:
+                        problems.append(
+                            f'table "{table_name}" of plugin "{name}" has a foreign key into "{referred}" of plugin '
+                            f'"{owner}", but "{name}" does not depend on "{owner}"; add it with '
+                            f"`copier update --trust --defaults -a .copier-answers.plugin-{name}.yml -d 'depends_on=[{owner}, ...]'`"
+                        )
+    return problems
+
+
 def ownership_problems() -> list[str]:
     """Every way the registry, the plugin folders and the models disagree; empty when sound.
 
@@ -41,10 +73,7 @@ def ownership_problems() -> list[str]:
     """
     registry = load_registry()
     metadata = load_metadata()
-    owners: dict[str, list[str]] = defaultdict(list)
-    for name, entry in registry.items():
-        for table in entry.tables:
-            owners[table].append(name)
+    owners = _owners(registry)
 
     problems = []
     for table, names in sorted(owners.items()):
@@ -64,7 +93,7 @@ def ownership_problems() -> list[str]:
             owner = f"plugin {owners[table][0]}" if table in owners else "no plugin"
             problems.append(
                 f'table "{table}" is defined in {PLUGINS_DIR}/{plugin}/models.py but registered to {owner}; '
-                f"add it to {plugin}'s tables with `copier update --trust -a .copier-answers.plugin-{plugin}.yml -d 'tables=[...]'`"
+                f"add it to {plugin}'s tables with `copier update --trust --defaults -a .copier-answers.plugin-{plugin}.yml -d 'tables=[...]'`"
             )
     for folder in plugin_folders():
         if (folder / "migrations" / "alembic.ini").is_file() and folder.name not in registry:

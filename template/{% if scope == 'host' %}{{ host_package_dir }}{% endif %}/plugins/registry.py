@@ -130,6 +130,18 @@ def dependency_order(entries: dict[str, PluginEntry]) -> list[str]:
     return order
 
 
+def dependency_closure(entries: dict[str, PluginEntry], name: str) -> set[str]:
+    """Every plugin that ``name`` depends on, directly or through other plugins."""
+    needed: set[str] = set()
+    stack = list(entries[name].depends_on)
+    while stack:
+        dependency = stack.pop()
+        if dependency in entries and dependency not in needed:
+            needed.add(dependency)
+            stack.extend(entries[dependency].depends_on)
+    return needed
+
+
 def _resolve(dotted: str) -> object:
     """Import "module:attr.attr" and return the attribute."""
     module_name, _, attr_path = dotted.partition(":")
