@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import TEMPLATE, Host, commit_all, copier, copy_host, copy_plugin, git, run, tree_snapshot
+from .conftest import TEMPLATE, Database, Host, commit_all, copy_host, copy_plugin, git, run, tree_snapshot
 
 JINJA_LEFTOVER = re.compile(r"{{|{%")
 RUNTIME_FILES = {
@@ -190,8 +190,9 @@ def test_plugin_scope_renders_parseable_scaffolding(sqlalchemy_host: tuple[Host,
     assert (host.root / plugins_dir / "network" / "__init__.py").is_file()
 
 
-def test_plain_sqlalchemy_app_migrates_with_python_m(sqlalchemy_host: tuple[Host, str]) -> None:
+def test_plain_sqlalchemy_app_migrates_with_python_m(sqlalchemy_host: tuple[Host, str], database: Database) -> None:
     host, plugins_dir = sqlalchemy_host
+    host.database = database
     result = host.plugin_cli("upgrade-all")
     assert result.returncode == 0, result.stderr
     assert "3 plugins: 3 upgraded, 0 current, 0 failed, 0 skipped" in result.stdout
@@ -205,9 +206,19 @@ def test_plain_sqlalchemy_app_migrates_with_python_m(sqlalchemy_host: tuple[Host
     )
     assert alembic.returncode == 0, alembic.stderr
     assert "0001_baseline_audit (head)" in alembic.stdout
+    assert database.tables() == {"subnets", "hosts", "printers", "audit_log"} | {
+        f"alembic_version_{name}" for name in ("network", "printers", "audit")
+    }
 
     generated_tests = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], host.root)
     assert generated_tests.returncode == 0, generated_tests.stdout
+
+
+def test_generated_python_passes_ruff(sqlalchemy_host: tuple[Host, str]) -> None:
+    """The runtime, the scaffold and the host's tests, as generated: no undefined or unused names."""
+    host, _ = sqlalchemy_host
+    result = run([sys.executable, "-m", "ruff", "check", "--no-cache", "--select", "F,E9,B", "."], host.root)
+    assert result.returncode == 0, result.stdout
 
 
 def test_with_models_false_writes_no_models(tmp_path: Path) -> None:

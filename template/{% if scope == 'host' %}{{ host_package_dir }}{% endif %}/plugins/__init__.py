@@ -32,6 +32,7 @@ from .registry import (
     RegistryError,
     dependency_closure,
     dependency_order,
+    error_summary,
     load_registry,
 )
 
@@ -256,7 +257,7 @@ class PluginManager:
                 raise PluginMigrationError(str(error)) from None
             except SQLAlchemyError as error:
                 raise PluginMigrationError(
-                    f"migration from {before or 'base'} rolled back, nothing was changed: {_first_line(error)}"
+                    f"migration from {before or 'base'} rolled back, nothing was changed: {error_summary(error)}"
                 ) from None
             after = self.current(connection, name)
         return {"from": before, "to": after, "status": "upgraded", "error": None}
@@ -300,7 +301,7 @@ class PluginManager:
                 except LockTimeout:
                     raise
                 except (PluginMigrationError, SQLAlchemyError) as error:
-                    results[name] = {"from": None, "to": None, "status": "failed", "error": _first_line(error)}
+                    results[name] = {"from": None, "to": None, "status": "failed", "error": error_summary(error)}
         return results
 
     def upgrade_sql(self, names: list[str] | None = None, revisions: dict[str, str] | None = None) -> str:
@@ -392,7 +393,7 @@ class PluginManager:
             except SQLAlchemyError as error:
                 transaction.rollback()
                 raise PluginMigrationError(
-                    f'plugin "{name}": downgrade to {revision} failed, nothing was changed: {_first_line(error)}'
+                    f'plugin "{name}": downgrade to {revision} failed, nothing was changed: {error_summary(error)}'
                 ) from None
             except BaseException:
                 transaction.rollback()
@@ -412,11 +413,6 @@ class PluginManager:
         except CommandError as error:
             raise PluginMigrationError(f'plugin "{name}": {error}') from None
         return f"-- plugin {name}: {current} -> {revision}\n{buffer.getvalue()}"
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(getattr(error, "orig", None) or error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def init_app(app: Any) -> None:

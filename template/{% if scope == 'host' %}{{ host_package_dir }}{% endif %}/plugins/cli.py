@@ -18,7 +18,7 @@ from alembic.util import CommandError
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import PluginManager
-from .registry import PluginMigrationError
+from .registry import PluginMigrationError, error_summary
 
 DatabaseUrl = Callable[[], "str | None"]
 
@@ -33,8 +33,7 @@ def _fails_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
         except (PluginMigrationError, CommandError) as error:
             raise click.ClickException(str(error)) from None
         except SQLAlchemyError as error:
-            message = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-            raise click.ClickException(f"database error: {message}") from None
+            raise click.ClickException(f"database error: {error_summary(error)}") from None
 
     return wrapper
 
@@ -58,9 +57,9 @@ def _writing_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _print_table(headers: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
     for row in [headers, *rows]:
-        click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+        click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
 def _print_results(results: dict[str, dict[str, Any]]) -> None:

@@ -43,6 +43,12 @@ class LockTimeout(PluginMigrationError):
     """Another migrator kept the database locked for longer than the lock timeout."""
 
 
+def error_summary(error: BaseException) -> str:
+    """The first line of an error, preferring the database driver's own message."""
+    text = str(getattr(error, "orig", None) or error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 @dataclass(frozen=True)
 class PluginEntry:
     """One plugin as registered: the tables it owns and the plugins it needs first."""
