@@ -3,6 +3,7 @@
 
     python3 dev.py demo          build the demo host in build/demo and migrate it
     python3 dev.py test [ARGS]   run the whole test suite (ARGS go to pytest)
+    python3 dev.py examples      regenerate examples/demo-host after a template change
 
 Both first make .venv/ with exactly the versions pinned in requirements.txt
 (re-installed whenever that file changes), so a fresh clone needs nothing but
@@ -56,12 +57,14 @@ def main(argv: list[str]) -> int:
     if sys.version_info < (3, 11):
         print(f"dev.py: Python 3.11 or newer is needed, this is {sys.version.split()[0]}", file=sys.stderr)
         return 1
-    if not argv or argv[0] not in ("demo", "test"):
+    if not argv or argv[0] not in ("demo", "test", "examples"):
         print(__doc__.strip(), file=sys.stderr)
         return 2
     python = str(ensure_venv())
     if argv[0] == "demo":
         return subprocess.run([python, str(ROOT / "demo" / "run.py"), *argv[1:]], cwd=ROOT).returncode
+    if argv[0] == "examples":
+        return subprocess.run([python, str(ROOT / "demo" / "run.py"), "--example"], cwd=ROOT).returncode
     return run_tests(python, argv[1:])
 
 

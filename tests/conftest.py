@@ -53,15 +53,24 @@ def answer_args(answers: dict[str, object]) -> list[str]:
     return [arg for key, value in answers.items() for arg in ("-d", f"{key}={typed(value)}")]
 
 
-def copy_host(dest: Path, **answers: object) -> subprocess.CompletedProcess:
+#: Keyword arguments of copy_host/copy_plugin that are not answers.
+COPY_OPTIONS = {"template", "vcs_ref"}
+
+
+def _copy(dest: Path, answers: dict[str, object], template: Path = TEMPLATE, vcs_ref: str | None = None) -> subprocess.CompletedProcess:
+    version = ["--vcs-ref", vcs_ref] if vcs_ref else []
+    return copier(dest, "copy", "--trust", "--defaults", *version, *answer_args(answers), str(template), ".")
+
+
+def copy_host(dest: Path, template: Path = TEMPLATE, vcs_ref: str | None = None, **answers: object) -> subprocess.CompletedProcess:
     """`copier copy --trust --defaults -d scope=host ...` into dest."""
-    answers = {"host_package": "shopapp", "model_base": "shopapp.models:Base", **answers}
-    return copier(dest, "copy", "--trust", "--defaults", "-d", "scope=host", *answer_args(answers), str(TEMPLATE), ".")
+    answers = {"scope": "host", "host_package": "shopapp", "model_base": "shopapp.models:Base", **answers}
+    return _copy(dest, answers, template, vcs_ref)
 
 
-def copy_plugin(dest: Path, **answers: object) -> subprocess.CompletedProcess:
+def copy_plugin(dest: Path, template: Path = TEMPLATE, vcs_ref: str | None = None, **answers: object) -> subprocess.CompletedProcess:
     """`copier copy --trust --defaults -d plugin_name=... ...` into dest."""
-    return copier(dest, "copy", "--trust", "--defaults", *answer_args(answers), str(TEMPLATE), ".")
+    return _copy(dest, answers, template, vcs_ref)
 
 
 def git(dest: Path, *args: str) -> str:

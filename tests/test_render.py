@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import TEMPLATE, Database, Host, commit_all, copy_host, copy_plugin, git, run, tree_snapshot
+from .conftest import COPY_OPTIONS, TEMPLATE, Database, Host, commit_all, copy_host, copy_plugin, git, run, tree_snapshot
 
 JINJA_LEFTOVER = re.compile(r"{{|{%")
 RUNTIME_FILES = {
@@ -23,6 +23,7 @@ RUNTIME_FILES = {
     "cli.py",
     "registry.json",
     "registry.py",
+    "scaffolding.py",
     "settings.py",
 }
 SCAFFOLD_FILES = {"alembic.ini", "env.py", "script.py.mako", "versions/0001_baseline.py"}
@@ -47,6 +48,15 @@ def test_host_scope_renders_the_runtime(copie) -> None:
 
     assert {p.name for p in (root / "shopapp" / "plugins").iterdir() if p.is_file()} == RUNTIME_FILES
     assert (root / "tests" / "test_plugin_migrations.py").is_file()
+    workflow = yaml.safe_load((root / ".github/workflows/plugin-migrations.yml").read_text())
+    commands = [step.get("run", "") for step in workflow["jobs"]["check"]["steps"]]
+    assert "python -m shopapp.plugins check-scaffolding" in commands
+    assert "python -m pytest tests/test_plugin_migrations.py" in commands
+    hooks = yaml.safe_load((root / ".pre-commit-config.yaml").read_text())["repos"][0]["hooks"]
+    assert [hook["entry"] for hook in hooks] == [
+        "python -m shopapp.plugins check-scaffolding",
+        "python -m pytest -q tests/test_plugin_migrations.py",
+    ]
     assert not (root / "plugins").exists(), "the host scope wrote plugin files"
     assert_no_jinja_left(root)
     for path in generated_files(root):
@@ -308,7 +318,7 @@ def test_every_answer_key_used_in_tests_is_a_question() -> None:
         tree = ast.parse(source.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("copy_host", "copy_plugin"):
-                used.update(keyword.arg for keyword in node.keywords if keyword.arg)
+                used.update(keyword.arg for keyword in node.keywords if keyword.arg and keyword.arg not in COPY_OPTIONS)
             if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "copy":
                 for keyword in node.keywords:
                     if keyword.arg == "extra_answers" and isinstance(keyword.value, ast.Dict):

@@ -180,7 +180,56 @@ def history(ctx: click.Context, name: str) -> None:
         click.echo(f"{revision['down_revision'] or '<base>'} -> {revision['revision']}{suffix}, {revision['message']}")
 
 
-COMMANDS = [list_plugins, status, migrate, upgrade_all, downgrade, history]
+@click.command("check-scaffolding")
+@click.option("--latest", is_flag=True, help="Also report scaffolds behind the newest template version (exit 2 if that is all).")
+@_fails_cleanly
+def check_scaffolding(latest: bool) -> None:
+    """Check that generated files and the registry are what the template generates (needs Copier)."""
+    from .scaffolding import check_scaffolding as check
+
+    report = check(latest=latest)
+    for finding in report.findings:
+        click.echo(finding.render())
+    if report.exit_code == 1:
+        problems = [f for f in report.findings if not f.only_behind]
+        raise click.ClickException(f"{len(problems)} scaffolding problem(s), each with its fix above")
+    if report.exit_code == 2:
+        click.echo(f"{len(report.findings)} scaffold(s) behind the newest template version", err=True)
+        raise SystemExit(2)
+    click.echo("scaffolding matches the template")
+
+
+@click.command("sync-registry")
+@_fails_cleanly
+def sync_registry() -> None:
+    """Rewrite registry.json from the plugins' answers files (needs PyYAML, which Copier brings)."""
+    from .scaffolding import sync_registry as sync
+
+    click.echo("registry.json rewritten from the answers files" if sync() else "registry.json already matches the answers files")
+
+
+@click.command("update-scaffolding")
+@click.option("--vcs-ref", default=None, help="Template version to update to [default: the newest].")
+@_fails_cleanly
+def update_scaffolding(vcs_ref: str | None) -> None:
+    """copier update the host, then every plugin, one commit each; stops at the first conflict."""
+    from .scaffolding import update_scaffolding as update
+
+    changed = update(vcs_ref=vcs_ref, echo=click.echo)
+    click.echo(f"{changed} scaffold(s) updated and committed")
+
+
+COMMANDS = [
+    list_plugins,
+    status,
+    migrate,
+    upgrade_all,
+    downgrade,
+    history,
+    check_scaffolding,
+    sync_registry,
+    update_scaffolding,
+]
 
 
 def make_cli(database_url: DatabaseUrl) -> click.Group:

@@ -1,0 +1,1 @@
+"""The computers plugin. Its tables are computers; its migrations live in migrations/."""

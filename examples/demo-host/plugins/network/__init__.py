@@ -1,0 +1,1 @@
+"""The network plugin. Its tables are subnets, network_devices; its migrations live in migrations/."""
