@@ -93,6 +93,38 @@ def tree_snapshot(root: Path) -> dict[str, bytes]:
     }
 
 
+def reflected_schema(url: str) -> dict:
+    """Everything a migration can get wrong, per table: columns, keys, constraints, indexes."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        inspector = sa.inspect(engine)
+        schema = {}
+        for table in sorted(inspector.get_table_names()):
+            if table.startswith("alembic_version"):
+                continue
+            schema[table] = {
+                "columns": [
+                    (c["name"], str(c["type"]), c["nullable"], str(c.get("default")), bool(c.get("autoincrement")))
+                    for c in inspector.get_columns(table)
+                ],
+                "primary_key": inspector.get_pk_constraint(table)["constrained_columns"],
+                "unique": sorted(
+                    (u["name"] or "", tuple(u["column_names"])) for u in inspector.get_unique_constraints(table)
+                ),
+                "foreign_keys": sorted(
+                    (tuple(f["constrained_columns"]), f["referred_table"], tuple(f["referred_columns"]),
+                     str(f.get("options", {}).get("ondelete")))
+                    for f in inspector.get_foreign_keys(table)
+                ),
+                "indexes": sorted(
+                    (i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in inspector.get_indexes(table)
+                ),
+            }
+        return schema
+    finally:
+        engine.dispose()
+
+
 class Database:
     """One empty test database, looked at through SQLAlchemy's inspector."""
 
@@ -127,30 +159,44 @@ class Database:
 
 
 @pytest.fixture(params=BACKENDS)
-def database(request: pytest.FixtureRequest, tmp_path: Path):
-    """An empty database on each backend: a SQLite file, or a new PostgreSQL database dropped afterwards.
+def new_database(request: pytest.FixtureRequest, tmp_path: Path):
+    """Make empty databases on one backend: SQLite files, or new PostgreSQL databases dropped afterwards.
 
     Without a PostgreSQL server the PostgreSQL cases skip, except under
     CI=true, where they fail: CI must run every database test.
     """
     if request.param == "sqlite":
-        yield Database(f"sqlite:///{tmp_path / 'app.db'}")
+        counter = iter(range(1000))
+        yield lambda: Database(f"sqlite:///{tmp_path / f'db{next(counter)}.sqlite3'}")
         return
     if not PG_URL:
         reason = "no PostgreSQL server: run `python3 dev.py test`, or set PLUGIN_MIGRATIONS_TEST_PG_URL"
         if os.environ.get("CI") == "true":
             pytest.fail(reason)
         pytest.skip(reason)
-    name = f"test_{uuid.uuid4().hex[:16]}"
     admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    created: list[str] = []
+
+    def make() -> Database:
+        name = f"test_{uuid.uuid4().hex[:16]}"
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        return Database(sa.make_url(PG_URL).set(database=name).render_as_string(hide_password=False))
+
     try:
-        yield Database(sa.make_url(PG_URL).set(database=name).render_as_string(hide_password=False))
+        yield make
     finally:
         with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            for name in created:
+                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+
+
+@pytest.fixture
+def database(new_database) -> Database:
+    """One empty database on each backend."""
+    return new_database()
 
 
 class Host:

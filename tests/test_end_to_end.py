@@ -27,7 +27,8 @@ def test_upgrade_all_migrates_every_plugin_once_then_reports_current(demo_host: 
 
     first = demo_host.plugin_cli("upgrade-all")
     assert first.returncode == 0, first.stderr
-    assert "6 plugins: 6 upgraded, 0 current, 0 failed, 0 skipped" in first.stdout
+    assert first.stdout.splitlines()[-1] == "6 plugins: 6 installed"
+    assert "network        installed  installed at 0001_baseline_network" in first.stdout
 
     database = demo_host.database
     assert database.tables() == ALL_TABLES | {f"alembic_version_{name}" for name in DEPENDENCIES}, (
@@ -38,7 +39,7 @@ def test_upgrade_all_migrates_every_plugin_once_then_reports_current(demo_host: 
 
     second = demo_host.plugin_cli("upgrade-all")
     assert second.returncode == 0, second.stderr
-    assert "6 plugins: 0 upgraded, 6 current, 0 failed, 0 skipped" in second.stdout
+    assert second.stdout.splitlines()[-1] == "6 plugins: 6 current"
     assert all(s["current"] == s["head"] and not s["pending"] for s in status_json(demo_host).values())
 
 
@@ -53,7 +54,7 @@ def test_upgrade_all_plugins_returns_results_in_dependency_order(demo_host: Host
     for name, depends_on in DEPENDENCIES.items():
         assert all(order.index(dependency) < order.index(name) for dependency in depends_on), order
     assert all(
-        outcome == {"from": None, "to": f"0001_baseline_{name}", "status": "upgraded", "error": None}
+        outcome == {"from": None, "to": f"0001_baseline_{name}", "status": "installed", "error": None}
         for name, outcome in results
     )
 
@@ -68,7 +69,7 @@ def test_flask_door_uses_the_apps_database(demo_host: Host) -> None:
     env = {"SHOPAPP_DATABASE_URI": app_uri}
     result = demo_host.flask_cli("upgrade-all", env=env)
     assert result.returncode == 0, result.stderr
-    assert "6 upgraded" in result.stdout
+    assert result.stdout.splitlines()[-1] == "6 plugins: 6 installed"
     assert ALL_TABLES <= app_database.tables()
     assert not (demo_host.root / "flask.db").exists()
 
@@ -158,7 +159,7 @@ def test_history_marks_head_and_current(demo_host: Host) -> None:
     assert result.stdout.strip() == "<base> -> 0001_baseline_network (head, current), network plugin: baseline schema"
 
 
-def test_a_database_bootstrapped_with_create_all_keeps_working(demo_host: Host) -> None:
+def test_a_database_bootstrapped_with_create_all_is_adopted_without_ddl(demo_host: Host) -> None:
     created = demo_host.python(
         "from sqlalchemy import create_engine; import os; "
         "from shopapp.plugins.registry import load_metadata; "
@@ -167,7 +168,9 @@ def test_a_database_bootstrapped_with_create_all_keeps_working(demo_host: Host) 
     assert created.returncode == 0, created.stderr
     result = demo_host.plugin_cli("upgrade-all")
     assert result.returncode == 0, result.stderr
-    assert "6 upgraded" in result.stdout
+    assert result.stdout.splitlines()[-1] == "6 plugins: 6 adopted"
+    assert "network        adopted  adopted at 0001_baseline_network" in result.stdout
+    assert all(demo_host.database.version_of(name) == [f"0001_baseline_{name}"] for name in DEPENDENCIES)
 
 
 def test_a_failing_plugin_is_rolled_back_and_its_dependents_skipped(demo_host: Host) -> None:

@@ -15,76 +15,30 @@ import sqlalchemy as sa
 
 from demo.run import PLUGINS
 
-from .conftest import Database, Host
+from .conftest import Database, Host, reflected_schema
 
 ALL_TABLES = {table for _, tables, _ in PLUGINS for table in tables}
 
 
-def reflected_schema(url: str) -> dict:
-    """Everything a migration can get wrong, per table: columns, keys, constraints, indexes."""
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        inspector = sa.inspect(engine)
-        schema = {}
-        for table in sorted(inspector.get_table_names()):
-            if table.startswith("alembic_version"):
-                continue
-            schema[table] = {
-                "columns": [
-                    (c["name"], str(c["type"]), c["nullable"], str(c.get("default")), bool(c.get("autoincrement")))
-                    for c in inspector.get_columns(table)
-                ],
-                "primary_key": inspector.get_pk_constraint(table)["constrained_columns"],
-                "unique": sorted(
-                    (u["name"] or "", tuple(u["column_names"])) for u in inspector.get_unique_constraints(table)
-                ),
-                "foreign_keys": sorted(
-                    (tuple(f["constrained_columns"]), f["referred_table"], tuple(f["referred_columns"]),
-                     str(f.get("options", {}).get("ondelete")))
-                    for f in inspector.get_foreign_keys(table)
-                ),
-                "indexes": sorted(
-                    (i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in inspector.get_indexes(table)
-                ),
-            }
-        return schema
-    finally:
-        engine.dispose()
-
-
-def test_upgrade_all_builds_the_same_schema_as_create_all(demo_host: Host, tmp_path: Path) -> None:
+def test_upgrade_all_builds_the_same_schema_as_create_all(demo_host: Host, new_database) -> None:
     result = demo_host.plugin_cli("upgrade-all")
     assert result.returncode == 0, result.stderr
 
-    # The same plugin tables built by create_all, in a second empty database
-    # of the same backend.
-    reference = demo_host.database.url.replace("/test_", "/ref_") if demo_host.database.backend == "postgresql" else None
-    if reference:
-        admin = sa.create_engine(os.environ["PLUGIN_MIGRATIONS_TEST_PG_URL"], isolation_level="AUTOCOMMIT")
-        name = sa.make_url(reference).database
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    else:
-        reference = f"sqlite:///{tmp_path / 'reference.db'}"
-    try:
-        created = demo_host.python(
-            "import os, sqlalchemy as sa\n"
-            "from shopapp.plugins.registry import load_metadata\n"
-            "from shopapp.plugins.alembic_template import PLUGIN_TABLE_OWNERS\n"
-            "metadata = load_metadata()\n"
-            "owned = [metadata.tables[t] for tables in PLUGIN_TABLE_OWNERS.values() for t in tables]\n"
-            "metadata.create_all(sa.create_engine(os.environ['DATABASE_URL']), tables=owned)\n",
-            database_url=reference,
-        )
-        assert created.returncode == 0, created.stderr
-        migrated_schema = reflected_schema(demo_host.database.url)
-        assert set(migrated_schema) == ALL_TABLES
-        assert migrated_schema == reflected_schema(reference)
-    finally:
-        if demo_host.database.backend == "postgresql":
-            with admin.connect() as connection:
-                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.dispose()
+    # The same plugin tables built by create_all, in a second empty database of the same backend.
+    reference = new_database()
+    created = demo_host.python(
+        "import os, sqlalchemy as sa\n"
+        "from shopapp.plugins.registry import load_metadata\n"
+        "from shopapp.plugins.alembic_template import PLUGIN_TABLE_OWNERS\n"
+        "metadata = load_metadata()\n"
+        "owned = [metadata.tables[t] for tables in PLUGIN_TABLE_OWNERS.values() for t in tables]\n"
+        "metadata.create_all(sa.create_engine(os.environ['DATABASE_URL']), tables=owned)\n",
+        database_url=reference.url,
+    )
+    assert created.returncode == 0, created.stderr
+    migrated_schema = reflected_schema(demo_host.database.url)
+    assert set(migrated_schema) == ALL_TABLES
+    assert migrated_schema == reflected_schema(reference.url)
 
 
 def test_concurrent_migrators_one_migrates_the_others_wait(demo_host: Host) -> None:
@@ -105,7 +59,7 @@ def test_concurrent_migrators_one_migrates_the_others_wait(demo_host: Host) -> N
     )
     # Every plugin was migrated by exactly one process; the others found it current.
     for name, _, _ in PLUGINS:
-        assert outcomes[(name, "upgraded")] == 1, outcomes
+        assert outcomes[(name, "installed")] == 1, outcomes
         assert outcomes[(name, "current")] == 3, outcomes
     assert ALL_TABLES <= demo_host.database.tables()
     for name, _, _ in PLUGINS:

@@ -205,7 +205,7 @@ def test_plain_sqlalchemy_app_migrates_with_python_m(sqlalchemy_host: tuple[Host
     host.database = database
     result = host.plugin_cli("upgrade-all")
     assert result.returncode == 0, result.stderr
-    assert "3 plugins: 3 upgraded, 0 current, 0 failed, 0 skipped" in result.stdout
+    assert result.stdout.splitlines()[-1] == "3 plugins: 3 installed"
     order = [line.split()[0] for line in result.stdout.splitlines()[1:-1]]
     assert order.index("network") < order.index("printers")
 
@@ -247,6 +247,12 @@ REJECTED = [
         "plugin", {"plugin_name": "Net-Work", "tables": ["t"]},
         "'Net-Work' is not a valid plugin name: use lowercase letters, digits and _, starting with a letter.",
         id="plugin-name-with-dash",
+    ),
+    pytest.param(
+        "plugin", {"plugin_name": "a_very_long_plugin_name", "tables": ["t"]},
+        "'a_very_long_plugin_name' is too long for a plugin name: at most 18 characters, so that its baseline id "
+        "0001_baseline_a_very_long_plugin_name fits Alembic's 32-character version column.",
+        id="plugin-name-too-long",
     ),
     pytest.param(
         "plugin", {"plugin_name": "network", "tables": []},

@@ -3,11 +3,22 @@
 For every plugin in shopapp/plugins/registry.json: its entry is sound, its
 Alembic scaffolding exists, its models declare every table it owns, every
 table has exactly one owner, a foreign key into another plugin's table comes
-with a depends_on, and upgrading an empty SQLite database through the plugin
-chains builds the same tables as create_all().
+with a depends_on, `plugin check` finds no drift, and upgrading an empty SQLite
+database through the plugin chains builds the same tables as create_all().
+
+pytest-alembic's built-in tests (single head, upgrade one revision at a time,
+models match the DDL, up/down consistency) run against every plugin's chain:
+the alembic_config fixture below has one configuration per plugin.
 """
 
 import pytest
+from pytest_alembic.config import Config
+from pytest_alembic.tests import (  # noqa: F401  (collected here, once per plugin)
+    test_model_definitions_match_ddl,
+    test_single_head_revision,
+    test_up_down_consistency,
+    test_upgrade,
+)
 from sqlalchemy import create_engine, inspect
 
 from shopapp.plugins import PluginManager
@@ -17,6 +28,12 @@ from shopapp.plugins.registry import load_metadata, load_registry
 
 REGISTRY = load_registry()
 PLUGINS = sorted(REGISTRY)
+
+
+@pytest.fixture(params=PLUGINS)
+def alembic_config(request):
+    """pytest-alembic's configuration: one per plugin chain."""
+    return Config(config_options={"file": str(REGISTRY[request.param].alembic_ini)})
 
 
 def test_plugins_are_registered():
@@ -62,7 +79,7 @@ def _columns(url):
 def test_upgrade_builds_the_same_tables_as_create_all(tmp_path):
     migrated = f"sqlite:///{tmp_path / 'migrated.db'}"
     results = PluginManager(migrated).upgrade_all_plugins()
-    assert {name: result["status"] for name, result in results.items()} == {name: "upgraded" for name in PLUGINS}
+    assert {name: result["status"] for name, result in results.items()} == {name: "installed" for name in PLUGINS}
 
     created = f"sqlite:///{tmp_path / 'created.db'}"
     engine = create_engine(created)
@@ -71,3 +88,12 @@ def test_upgrade_builds_the_same_tables_as_create_all(tmp_path):
     engine.dispose()
 
     assert _columns(migrated) == _columns(created)
+
+
+def test_plugin_check_finds_no_drift():
+    manager = PluginManager("sqlite://")
+    try:
+        problems = manager.check()
+    finally:
+        manager.dispose()
+    assert not problems, "\n" + "\n".join(problems)

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import io
 import os
+from argparse import Namespace
+import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from alembic import command
@@ -125,7 +128,8 @@ class PluginManager:
 
     def alembic_config(self, name: str, connection: Connection | None = None, sql_buffer: io.StringIO | None = None) -> Config:
         """The plugin's Alembic Config, bound to ``connection`` when given."""
-        config = Config(str(self.entry(name).alembic_ini), output_buffer=sql_buffer)
+        # quiet: the plugin commands say what happened themselves.
+        config = Config(str(self.entry(name).alembic_ini), output_buffer=sql_buffer, cmd_opts=Namespace(quiet=True))
         config.attributes["database_url"] = self._database_url
         if connection is not None:
             config.attributes["connection"] = connection
@@ -240,17 +244,38 @@ class PluginManager:
 
     # -- upgrading -------------------------------------------------------
 
+    def differences(self, connection: Connection, name: str) -> list[str]:
+        """How the plugin's tables in the database differ from its models (empty when equal)."""
+        from alembic.autogenerate import compare_metadata
+
+        from .alembic_template import _configure_options
+
+        options = _configure_options(name, connection.dialect.name)
+        migration_context = MigrationContext.configure(connection, opts=options)
+        return [describe_difference(diff) for diff in compare_metadata(migration_context, options["target_metadata"])]
+
     def upgrade_one(self, name: str, revision: str = "head") -> Result:
         """Upgrade one plugin to ``revision`` in one transaction; nothing else.
 
-        On failure the transaction is rolled back: the plugin's tables and
-        version row are as they were. Call it under ``migration_lock()``.
+        An empty database gets the whole chain ("installed"). A database whose
+        version table is empty but holds every table of the plugin (a
+        ``create_all()`` deploy) is compared with the models and, when equal,
+        stamped at head without DDL ("adopted"); otherwise refused. On failure
+        the transaction is rolled back: the plugin's tables and version row
+        are as they were. Call it under ``migration_lock()``.
         """
-        self.entry(name)
+        entry = self.entry(name)
         with self.engine.connect() as connection, self._begin(connection):
             before = self.current(connection, name)
             if revision == "head" and before == self.head(name):
                 return {"from": before, "to": before, "status": "current", "error": None}
+            status = "upgraded"
+            if before is None:
+                present = set(inspect(connection).get_table_names()) & set(entry.tables)
+                if present and revision == "head":
+                    self._adopt(connection, name, present)
+                    return {"from": None, "to": self.head(name), "status": "adopted", "error": None}
+                status = "installed"
             try:
                 command.upgrade(self.alembic_config(name, connection), revision)
             except CommandError as error:
@@ -260,7 +285,27 @@ class PluginManager:
                     f"migration from {before or 'base'} rolled back, nothing was changed: {error_summary(error)}"
                 ) from None
             after = self.current(connection, name)
-        return {"from": before, "to": after, "status": "upgraded", "error": None}
+        return {"from": before, "to": after, "status": status, "error": None}
+
+    def _adopt(self, connection: Connection, name: str, present: set[str]) -> None:
+        """Stamp head on tables that create_all() built, if they are exactly what the models say."""
+        stamp_hint = (
+            f"if the database is at an older revision of the chain, record it with "
+            f"`stamp {name} REVISION` and migrate from there"
+        )
+        missing = [table for table in self.plugins[name].tables if table not in present]
+        if missing:
+            raise PluginMigrationError(
+                f"refusing to adopt existing tables, nothing was changed: {', '.join(sorted(present))} exist but "
+                f"{', '.join(missing)} do not; {stamp_hint}"
+            )
+        differences = self.differences(connection, name)
+        if differences:
+            raise PluginMigrationError(
+                f"refusing to adopt existing tables that differ from the models, nothing was changed: "
+                f"{'; '.join(differences)}; {stamp_hint}"
+            )
+        command.stamp(self.alembic_config(name, connection), "head")
 
     def migrate(self, name: str, revision: str = "head") -> dict[str, Result]:
         """Upgrade ``name`` to ``revision``, after upgrading the plugins it depends on to head.
@@ -303,6 +348,118 @@ class PluginManager:
                 except (PluginMigrationError, SQLAlchemyError) as error:
                     results[name] = {"from": None, "to": None, "status": "failed", "error": error_summary(error)}
         return results
+
+    def stamp(self, name: str, revision: str) -> Result:
+        """Record ``revision`` as the plugin's current one without running any migration."""
+        self.entry(name)
+        with self.migration_lock(), self.engine.connect() as connection, self._begin(connection):
+            before = self.current(connection, name)
+            try:
+                command.stamp(self.alembic_config(name, connection), revision, purge=True)
+            except CommandError as error:
+                raise PluginMigrationError(f'plugin "{name}": {error}') from None
+            return {"from": before, "to": self.current(connection, name), "status": "stamped", "error": None}
+
+    # -- writing revisions -------------------------------------------------
+
+    def baseline_revision(self, name: str) -> str:
+        bases = self.script(name).get_bases()
+        if len(bases) != 1:
+            raise PluginMigrationError(f'plugin "{name}" has {len(bases)} base revisions; its chain must start at one baseline')
+        return bases[0]
+
+    def freeze_baseline(self, name: str) -> Path:
+        """Write the plugin's frozen baseline from a database that is at the baseline revision."""
+        from .alembic_template import frozen_baseline_path, render_frozen_baseline
+
+        path = frozen_baseline_path(name)
+        if path.exists():
+            raise PluginMigrationError(f'plugin "{name}" already has a frozen baseline: {path}')
+        baseline = self.baseline_revision(name)
+        with self.engine.connect() as connection:
+            current = self.current(connection, name)
+            if current != baseline:
+                raise PluginMigrationError(
+                    f'plugin "{name}": freezing its baseline needs a database at {baseline}, which the baseline '
+                    f"built; this one is at {current or 'no revision'}. Run `migrate {name} --revision {baseline}` on "
+                    f"a database made before your model changes (or your production copy), then try again"
+                )
+            path.write_text(render_frozen_baseline(name, connection, baseline), encoding="utf-8")
+        return path
+
+    def next_revision_id(self, name: str) -> str:
+        """A readable id, unique across plugins: NNNN_NAME (at most 23 characters for an 18-character name)."""
+        numbers = [int(match.group(1)) for rev in self.script(name).walk_revisions() if (match := _NUMBERED.match(rev.revision))]
+        return f"{max(numbers, default=1) + 1:04d}_{name}"
+
+    def revision(self, name: str, message: str, autogenerate: bool = False) -> Path:
+        """Write a new revision into the plugin's own chain; freeze the baseline first when the chain grows.
+
+        With ``autogenerate`` the database must be at the plugin's head; the
+        revision then holds exactly how the plugin's models differ from it.
+        """
+        from .alembic_template import frozen_baseline_path
+
+        self.entry(name)
+        grows_past_baseline = len(list(self.script(name).walk_revisions())) == 1
+        if grows_past_baseline and not frozen_baseline_path(name).exists():
+            self.freeze_baseline(name)
+        revision_id = self.next_revision_id(name)
+        with self.engine.connect() as connection:
+            try:
+                script = command.revision(
+                    self.alembic_config(name, connection),
+                    message=message,
+                    autogenerate=autogenerate,
+                    rev_id=revision_id,
+                )
+            except CommandError as error:
+                raise PluginMigrationError(f'plugin "{name}": {error}') from None
+        self._scripts.pop(name, None)
+        return Path(script.path)  # type: ignore[union-attr]
+
+    def check(self, names: list[str] | None = None) -> list[str]:
+        """Every drift between models, registry and migrations (like ``alembic check``); empty when clean.
+
+        Builds every chain in a throwaway SQLite database, then compares each
+        plugin's models with what its migrations built.
+        """
+        import tempfile
+
+        from .alembic_template import frozen_baseline_path
+        from .checks import dependency_problems, ownership_problems
+
+        problems = ownership_problems() + dependency_problems()
+        names = self.order if names is None else [self.entry(name).name for name in names]
+        for name in names:
+            revisions = list(self.script(name).walk_revisions())
+            if len(revisions) > 1 and not frozen_baseline_path(name).exists():
+                problems.append(
+                    f'plugin "{name}": its chain grew past {self.baseline_revision(name)} without a frozen baseline, so '
+                    f"an empty database gets today's tables from the baseline and then the later revisions fail; "
+                    f"freeze it with `freeze-baseline {name}` against a database at {self.baseline_revision(name)}"
+                )
+        if problems:
+            return problems
+        with tempfile.TemporaryDirectory(prefix="plugin-check-") as folder:
+            scratch = PluginManager(f"sqlite:///{folder}/check.db")
+            try:
+                for plugin, result in scratch.upgrade_all_plugins().items():
+                    if result["status"] in ("failed", "skipped"):
+                        problems.append(f'plugin "{plugin}": its migrations fail on an empty database: {result["error"]}')
+                if not problems:
+                    with scratch.engine.connect() as connection:
+                        problems.extend(
+                            f'plugin "{name}": models differ from its migrations: {difference}; write the revision '
+                            f'with `revision {name} -m "..." --autogenerate`'
+                            for name in names
+                            for difference in self.differences(connection, name)
+                        )
+            finally:
+                scratch.dispose()
+        return problems
+
+    # -- previewing ------------------------------------------------------
 
     def upgrade_sql(self, names: list[str] | None = None, revisions: dict[str, str] | None = None) -> str:
         """The SQL that upgrading ``names`` (default: all) would run, without running it.
@@ -413,6 +570,28 @@ class PluginManager:
         except CommandError as error:
             raise PluginMigrationError(f'plugin "{name}": {error}') from None
         return f"-- plugin {name}: {current} -> {revision}\n{buffer.getvalue()}"
+
+
+_NUMBERED = re.compile(r"^(\d{4})_")
+
+
+def describe_difference(diff: Any) -> str:
+    """One line for one of Alembic's compare_metadata() differences."""
+    if isinstance(diff, list):
+        return "; ".join(describe_difference(item) for item in diff)
+    kind = diff[0]
+    if kind in ("add_table", "remove_table"):
+        return f"{kind.replace('_', ' ')} {diff[1].name}"
+    if kind in ("add_column", "remove_column"):
+        return f"{kind.replace('_', ' ')} {diff[2]}.{diff[3].name}"
+    if kind in ("add_index", "remove_index"):
+        return f"{kind.replace('_', ' ')} {diff[1].name} on {diff[1].table.name}"
+    if kind.startswith("modify_"):
+        return f"{kind.replace('_', ' ')} of {diff[2]}.{diff[3]}: {diff[5]!r} in the database, {diff[6]!r} in the models"
+    if kind in ("add_fk", "remove_fk", "add_constraint", "remove_constraint"):
+        constraint = diff[1]
+        return f"{kind.replace('_', ' ')} on {constraint.table.name} ({', '.join(c.name for c in constraint.columns)})"
+    return repr(diff)
 
 
 def init_app(app: Any) -> None:

@@ -17,16 +17,21 @@ Each plugin's ``migrations/env.py`` is a shim that calls
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable
 from logging.config import fileConfig
+from pathlib import Path
 from typing import Any
 
 from alembic import context, op
+from alembic.autogenerate import render_python_code
+from alembic.operations import ops
 from alembic.util import CommandError
-from sqlalchemy import MetaData, Table, create_engine, event, inspect, pool
+from sqlalchemy import Boolean, Column, MetaData, Table, create_engine, event, false, inspect, pool, true
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.schema import CreateIndex, CreateTable, DropTable, sort_tables
+from sqlalchemy.schema import CreateIndex, CreateTable, DefaultClause, DropTable, sort_tables
+from sqlalchemy.sql.elements import False_, True_
 
 from .registry import (
     MODEL_BASE,
@@ -38,6 +43,8 @@ from .registry import (
 
 __all__ = [
     "PLUGIN_TABLE_OWNERS",
+    "core_include_name",
+    "core_include_object",
     "create_plugin_tables",
     "drop_plugin_tables",
     "get_plugin_metadata",
@@ -209,31 +216,60 @@ def _run_plugin_migrations(plugin_name: str) -> None:
         with context.begin_transaction():
             context.run_migrations()
 
-    connection = config.attributes.get("connection")
-    if connection is not None:
-        run(connection)
+    connectable = config.attributes.get("connection")
+    if isinstance(connectable, Connection):
+        run(connectable)  # the caller's transaction (PluginManager, the CLI, tests)
         return
-    engine = make_engine(database_url(config))
+    engine = connectable if isinstance(connectable, Engine) else make_engine(database_url(config))  # an Engine: pytest-alembic
     try:
         with engine.connect() as connection:
             run(connection)
             connection.commit()
     finally:
-        engine.dispose()
+        if engine is not connectable:
+            engine.dispose()
+
+
+#: File beside a plugin's versions/ folder holding its frozen baseline.
+FROZEN_BASELINE = "baseline_schema.py"
+
+
+def frozen_baseline_path(plugin_name: str) -> Path:
+    """Where plugin_name's frozen baseline lives (it may not exist)."""
+    return load_registry()[plugin_name].migrations_dir / FROZEN_BASELINE
+
+
+def load_frozen_baseline(plugin_name: str) -> dict[str, Callable[[], None]] | None:
+    """table -> function that creates it as the baseline did, in foreign-key order; None if not frozen."""
+    path = frozen_baseline_path(plugin_name)
+    if not path.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location(f"_frozen_baseline_{plugin_name}", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return dict(module.CREATE_TABLES)
 
 
 def create_plugin_tables(plugin_name: str) -> None:
-    """Create the plugin's tables and their indexes from the models, in foreign-key order.
+    """Create the plugin's tables and their indexes, in foreign-key order.
 
-    Online, only missing tables are created, so a database bootstrapped with
-    ``db.create_all()`` keeps working; offline (``--sql``) every table's DDL is
-    emitted.
+    While the chain is only its baseline, the tables come from the models
+    (SQLAlchemy ``CreateTable``), in lockstep with them. Once the chain has
+    grown, from its frozen baseline (``migrations/baseline_schema.py``), so the
+    baseline keeps building what it built before the next revisions.
+    Online, only missing tables are created; offline (``--sql``) all are.
     """
-    tables = plugin_tables(plugin_name)
-    if not context.is_offline_mode():
-        existing = set(inspect(op.get_bind()).get_table_names())
-        tables = [table for table in tables if table.name not in existing]
-    for table in tables:
+    existing = set() if context.is_offline_mode() else set(inspect(op.get_bind()).get_table_names())
+    frozen = load_frozen_baseline(plugin_name)
+    if frozen is not None:
+        owned = set(_owned(plugin_name))
+        for table_name, create in frozen.items():
+            if table_name in owned and table_name not in existing:
+                create()
+        return
+    for table in plugin_tables(plugin_name):
+        if table.name in existing:
+            continue
         op.execute(CreateTable(table))
         for index in sorted(table.indexes, key=lambda index: index.name or ""):
             op.execute(CreateIndex(index))
@@ -241,9 +277,108 @@ def create_plugin_tables(plugin_name: str) -> None:
 
 def drop_plugin_tables(plugin_name: str) -> None:
     """Drop the plugin's tables, dependents first; online, only those that exist."""
-    tables = list(reversed(plugin_tables(plugin_name)))
-    if not context.is_offline_mode():
-        existing = set(inspect(op.get_bind()).get_table_names())
-        tables = [table for table in tables if table.name in existing]
-    for table in tables:
-        op.execute(DropTable(table))
+    offline = context.is_offline_mode()
+    existing = set() if offline else set(inspect(op.get_bind()).get_table_names())
+    frozen = load_frozen_baseline(plugin_name)
+    if frozen is not None:
+        owned = set(_owned(plugin_name))
+        for table_name in reversed(list(frozen)):
+            if table_name in owned and (offline or table_name in existing):
+                op.drop_table(table_name)
+        return
+    for table in reversed(plugin_tables(plugin_name)):
+        if offline or table.name in existing:
+            op.execute(DropTable(table))
+
+
+def _portable_server_default(column: Column) -> None:
+    """Make a reflected server default one every backend accepts, as the models would emit it."""
+    default = column.server_default
+    text_value = getattr(getattr(default, "arg", None), "text", getattr(default, "arg", None))
+    if not isinstance(text_value, str):
+        return
+    value = text_value.strip().strip("'").lower()
+    if value.startswith("nextval("):
+        column.server_default = None  # PostgreSQL's SERIAL sequence: implied by an integer primary key
+    elif isinstance(column.type, Boolean) and value in ("1", "true", "0", "false"):
+        column.server_default = DefaultClause(true() if value in ("1", "true") else false())
+
+
+def _render_boolean_default(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+    if type_ == "server_default" and isinstance(getattr(obj, "arg", None), (True_, False_)):
+        return "sa.true()" if isinstance(obj.arg, True_) else "sa.false()"
+    return False
+
+
+def render_frozen_baseline(plugin_name: str, connection: Connection, baseline_revision: str) -> str:
+    """The frozen baseline file: the plugin's tables as the database at its baseline holds them.
+
+    Types become their generic SQLAlchemy forms and defaults portable ones,
+    so a baseline frozen on one backend builds the same schema on another.
+    """
+    inspector = inspect(connection)
+    present = set(inspector.get_table_names())
+    missing = [name for name in _owned(plugin_name) if name not in present]
+    if missing:
+        raise PluginMigrationError(
+            f'plugin "{plugin_name}": cannot freeze its baseline, tables {", ".join(missing)} are not in the database'
+        )
+    reflected = MetaData()
+    tables = [Table(name, reflected, autoload_with=connection) for name in _owned(plugin_name)]
+    functions, entries = [], []
+    for table in sort_tables(tables):
+        for column in table.columns:
+            try:
+                column.type = column.type.as_generic()
+            except NotImplementedError:
+                pass
+            _portable_server_default(column)
+        operations = ops.UpgradeOps(
+            ops=[
+                ops.CreateTableOp.from_table(table),
+                *(ops.CreateIndexOp.from_index(index) for index in sorted(table.indexes, key=lambda i: i.name or "")),
+            ]
+        )
+        code = render_python_code(operations, render_item=_render_boolean_default)
+        body = "\n".join(line for line in code.splitlines() if not line.strip().startswith("# ###"))
+        functions.append(f"def create_{table.name}() -> None:\n{body}\n")
+        entries.append(f'    "{table.name}": create_{table.name},')
+    header = (
+        f'"""Frozen baseline of the "{plugin_name}" plugin: the schema {baseline_revision} built.\n\n'
+        "Written when the chain grew past its baseline. create_plugin_tables() builds from\n"
+        "this file from then on, so the baseline keeps building what it built before the\n"
+        "later revisions; today's models are reached through those revisions. Do not edit.\n"
+        '"""\n\n'
+        "import sqlalchemy as sa\n"
+        "from alembic import op\n"
+    )
+    return (
+        header
+        + "".join(f"\n\n{function}" for function in functions)
+        + "\n\n#: owned table -> how the baseline creates it, in foreign-key order.\n"
+        + "CREATE_TABLES = {\n"
+        + "\n".join(entries)
+        + "\n}\n"
+    )
+
+
+# -- helpers for the core application's own migrations -----------------------
+
+
+def _is_plugin_table(name: str | None) -> bool:
+    return name is not None and (
+        name.startswith("alembic_version_") or any(name in tables for tables in PLUGIN_TABLE_OWNERS.values())
+    )
+
+
+def core_include_name(name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
+    """``include_name`` for the core app's env.py: skip every plugin table and plugin version table."""
+    return not (type_ == "table" and _is_plugin_table(name))
+
+
+def core_include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """``include_object`` for the core app's env.py (Alembic or Flask-Migrate): core tables only."""
+    if type_ == "table":
+        return not _is_plugin_table(name)
+    table = getattr(obj, "table", None)
+    return not (table is not None and _is_plugin_table(table.name))

@@ -62,20 +62,26 @@ def _print_table(headers: list[str], rows: list[list[str]]) -> None:
         click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
+#: Upgrade outcomes, in the order the summary line counts them.
+OUTCOMES = ("installed", "adopted", "upgraded", "current", "failed", "skipped")
+
+
+def _detail(result: dict[str, Any]) -> str:
+    status = result["status"]
+    if status in ("installed", "adopted"):
+        return f"{status} at {result['to']}"
+    if status == "upgraded":
+        return f"{result['from']} -> {result['to']}"
+    if status == "current":
+        return result["to"] or "-"
+    return result["error"] or "-"
+
+
 def _print_results(results: dict[str, dict[str, Any]]) -> None:
     """Print upgrade results, a summary line, and fail when any plugin failed."""
-    rows = []
-    for name, result in results.items():
-        if result["status"] in ("upgraded", "current"):
-            detail = f"{result['from'] or 'base'} -> {result['to']}" if result["status"] == "upgraded" else result["to"]
-        else:
-            detail = result["error"]
-        rows.append([name, result["status"], detail or "-"])
-    _print_table(["plugin", "result", "detail"], rows)
-    counts = {status: 0 for status in ("upgraded", "current", "failed", "skipped")}
-    for result in results.values():
-        counts[result["status"]] += 1
-    click.echo(f"{len(results)} plugins: " + ", ".join(f"{count} {status}" for status, count in counts.items()))
+    _print_table(["plugin", "result", "detail"], [[name, r["status"], _detail(r)] for name, r in results.items()])
+    counts = {status: sum(r["status"] == status for r in results.values()) for status in OUTCOMES}
+    click.echo(f"{len(results)} plugins: " + ", ".join(f"{n} {status}" for status, n in counts.items() if n))
     failed = [f'plugin "{name}" failed: {result["error"]}' for name, result in results.items() if result["status"] == "failed"]
     skipped = [name for name, result in results.items() if result["status"] == "skipped"]
     if failed:
@@ -180,6 +186,55 @@ def history(ctx: click.Context, name: str) -> None:
         click.echo(f"{revision['down_revision'] or '<base>'} -> {revision['revision']}{suffix}, {revision['message']}")
 
 
+@click.command()
+@click.argument("name")
+@click.option("-m", "--message", required=True, help="What the revision does.")
+@click.option("--autogenerate", is_flag=True, help="Fill it with how NAME's models differ from the database (at NAME's head).")
+@click.pass_context
+@_fails_cleanly
+def revision(ctx: click.Context, name: str, message: str, autogenerate: bool) -> None:
+    """Write a new revision into plugin NAME's chain (freezing its baseline first when the chain grows)."""
+    path = _manager(ctx).revision(name, message, autogenerate)
+    click.echo(f"wrote {path}")
+
+
+@click.command()
+@click.argument("name")
+@click.argument("revision")
+@click.pass_context
+@_fails_cleanly
+def stamp(ctx: click.Context, name: str, revision: str) -> None:
+    """Record REVISION as plugin NAME's current revision without running migrations."""
+    result = _manager(ctx).stamp(name, revision)
+    click.echo(f"{name}: stamped {result['to'] or 'base'} (was {result['from'] or 'base'})")
+
+
+@click.command("freeze-baseline")
+@click.argument("name")
+@click.pass_context
+@_fails_cleanly
+def freeze_baseline(ctx: click.Context, name: str) -> None:
+    """Freeze plugin NAME's baseline from a database at its baseline revision (`revision` does this by itself)."""
+    click.echo(f"wrote {_manager(ctx).freeze_baseline(name)}")
+
+
+@click.command()
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+@_fails_cleanly
+def check(names: tuple[str, ...]) -> None:
+    """Fail when models, registry and migrations disagree (no database needed)."""
+    manager = PluginManager("sqlite://")
+    try:
+        problems = manager.check(list(names) or None)
+    finally:
+        manager.dispose()
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        raise click.ClickException(f"{len(problems)} problem(s) between models, registry and migrations, listed above")
+    click.echo("models, registry and migrations agree")
+
+
 @click.command("check-scaffolding")
 @click.option("--latest", is_flag=True, help="Also report scaffolds behind the newest template version (exit 2 if that is all).")
 @_fails_cleanly
@@ -226,6 +281,10 @@ COMMANDS = [
     upgrade_all,
     downgrade,
     history,
+    revision,
+    stamp,
+    freeze_baseline,
+    check,
     check_scaffolding,
     sync_registry,
     update_scaffolding,
