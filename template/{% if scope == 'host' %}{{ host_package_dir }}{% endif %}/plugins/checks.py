@@ -35,6 +35,27 @@ def tables_declared_by_plugins() -> dict[str, str]:
     return declared
 
 
+def core_conflicts() -> list[str]:
+    """Tables registered to a plugin but defined by a model outside every plugin (the core's)."""
+    registry = load_registry()
+    load_metadata()
+    prefix = PLUGINS_PACKAGE + "."
+    owners = _owners(registry)
+    conflicts = []
+    for mapper in getattr(getattr(load_base(), "registry", None), "mappers", ()):
+        module = mapper.class_.__module__
+        if module.startswith(prefix):
+            continue
+        for table in mapper.tables:
+            for owner in owners.get(table.name, []):
+                conflicts.append(
+                    f'table "{table.name}" is owned twice: registered to plugin "{owner}" and defined by the core '
+                    f"models ({module}); move the model into {PLUGINS_DIR}/{owner}/models.py, or remove the table "
+                    f"from the plugin's tables"
+                )
+    return conflicts
+
+
 def _owners(registry: dict[str, PluginEntry]) -> dict[str, list[str]]:
     owners: dict[str, list[str]] = defaultdict(list)
     for name, entry in registry.items():
@@ -75,7 +96,7 @@ def ownership_problems() -> list[str]:
     metadata = load_metadata()
     owners = _owners(registry)
 
-    problems = []
+    problems = core_conflicts()
     for table, names in sorted(owners.items()):
         if len(names) > 1:
             problems.append(f'table "{table}" is owned by {len(names)} plugins ({", ".join(names)}); keep it in one plugin\'s tables')

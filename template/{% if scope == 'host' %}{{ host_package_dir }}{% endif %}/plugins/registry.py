@@ -12,6 +12,7 @@ from __future__ import annotations
 import graphlib
 import importlib
 import json
+import re
 import sys
 from dataclasses import dataclass
 from functools import cache
@@ -107,6 +108,41 @@ def load_registry(path: Path = REGISTRY_PATH) -> dict[str, PluginEntry]:
             raise RegistryError(f'{path}: entry "{name}": "depends_on" must be a list of plugin names')
         entries[name] = PluginEntry(name, tuple(tables), tuple(depends_on))
     return entries
+
+
+_PLUGIN_NAME = re.compile(r"^[a-z][a-z0-9_]{0,17}$")
+_TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def validate_registry(entries: dict[str, PluginEntry], path: Path = REGISTRY_PATH) -> None:
+    """Refuse a registry the runtime cannot trust, naming the file and the entry; nothing is migrated then.
+
+    Checks names, one owner per table, and that registry and plugin folders
+    agree. Tables that the core models also define are checked where the
+    models are loaded (``checks.ownership_problems``).
+    """
+    owners: dict[str, list[str]] = {}
+    for name, entry in entries.items():
+        if not _PLUGIN_NAME.match(name):
+            raise RegistryError(f'{path}: entry "{name}": not a valid plugin name (lowercase identifier, at most 18 characters)')
+        for table in entry.tables:
+            if not _TABLE_NAME.match(table):
+                raise RegistryError(f'{path}: entry "{name}": "{table}" is not a valid table name')
+            owners.setdefault(table, []).append(name)
+        if not entry.alembic_ini.is_file():
+            raise RegistryError(
+                f'{path}: entry "{name}" has no scaffolding ({entry.alembic_ini} is missing); restore it with '
+                f"`copier recopy --trust --defaults --vcs-ref=:current: -a .copier-answers.plugin-{name}.yml`, or remove the entry"
+            )
+    for table, names in owners.items():
+        if len(names) > 1:
+            raise RegistryError(f'{path}: table "{table}" is owned by {len(names)} plugins ({", ".join(names)}); keep it in one')
+    for folder in plugin_folders():
+        if (folder / "migrations" / "alembic.ini").is_file() and folder.name not in entries:
+            raise RegistryError(
+                f"{path}: {PLUGINS_DIR}/{folder.name} has migrations but no entry; run "
+                f"`python -m {__package__} sync-registry` (from the answers files) or remove the folder"
+            )
 
 
 def dependency_order(entries: dict[str, PluginEntry]) -> list[str]:

@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection, Engine, RootTransaction
 from sqlalchemy.exc import SQLAlchemyError
 
 from .registry import (
+    REGISTRY_PATH,
     LockTimeout,
     PluginEntry,
     PluginMigrationError,
@@ -37,6 +38,7 @@ from .registry import (
     dependency_order,
     error_summary,
     load_registry,
+    validate_registry,
 )
 
 __all__ = [
@@ -87,7 +89,14 @@ class PluginManager:
         self.lock_timeout = DEFAULT_LOCK_TIMEOUT if lock_timeout is None else lock_timeout
         self._engine: Engine | None = None
         self.plugins: dict[str, PluginEntry] = load_registry()
+        validate_registry(self.plugins)
         self.order: list[str] = dependency_order(self.plugins)
+        if self.plugins:
+            from .checks import core_conflicts
+
+            conflicts = core_conflicts()
+            if conflicts:
+                raise RegistryError(f"{REGISTRY_PATH}: {conflicts[0]}")
         self._scripts: dict[str, ScriptDirectory] = {}
 
     # -- plumbing --------------------------------------------------------
@@ -114,17 +123,12 @@ class PluginManager:
             self._engine = None
 
     def entry(self, name: str) -> PluginEntry:
+        """The registered plugin ``name`` (its scaffolding was checked when the manager started)."""
         try:
-            entry = self.plugins[name]
+            return self.plugins[name]
         except KeyError:
             known = ", ".join(self.order) or "none"
             raise PluginMigrationError(f'unknown plugin "{name}" (registered: {known})') from None
-        if not entry.alembic_ini.is_file():
-            raise RegistryError(
-                f'plugin "{name}" is registered but {entry.alembic_ini} is missing; '
-                f"restore it with `copier update --trust -a .copier-answers.plugin-{name}.yml`"
-            )
-        return entry
 
     def alembic_config(self, name: str, connection: Connection | None = None, sql_buffer: io.StringIO | None = None) -> Config:
         """The plugin's Alembic Config, bound to ``connection`` when given."""

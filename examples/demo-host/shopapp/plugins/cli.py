@@ -18,7 +18,7 @@ from alembic.util import CommandError
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import PluginManager
-from .registry import PluginMigrationError, error_summary
+from .registry import PluginMigrationError, RegistryError, error_summary
 
 DatabaseUrl = Callable[[], "str | None"]
 
@@ -223,11 +223,15 @@ def freeze_baseline(ctx: click.Context, name: str) -> None:
 @_fails_cleanly
 def check(names: tuple[str, ...]) -> None:
     """Fail when models, registry and migrations disagree (no database needed)."""
-    manager = PluginManager("sqlite://")
     try:
-        problems = manager.check(list(names) or None)
-    finally:
-        manager.dispose()
+        manager = PluginManager("sqlite://")
+    except RegistryError as error:
+        problems = [str(error)]
+    else:
+        try:
+            problems = manager.check(list(names) or None)
+        finally:
+            manager.dispose()
     for problem in problems:
         click.echo(problem)
     if problems:

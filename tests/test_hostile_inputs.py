@@ -1,0 +1,235 @@
+"""Bad input never half-writes: every rejected answer names the value and the rule, and
+the destination stays byte-for-byte as it was; a broken registry stops every command.
+
+Each case runs the real `copier copy` (or `copier update`) into a copy of one
+small host that already has two plugins: network (subnets, network_devices)
+and printers (printers; depends on network).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .conftest import Host, commit_all, copier, copy_host, copy_plugin, git, tree_snapshot
+from .test_render import make_sqlalchemy_app
+
+
+@pytest.fixture(scope="module")
+def two_plugin_host(tmp_path_factory: pytest.TempPathFactory, template_repo: Path) -> Path:
+    root = tmp_path_factory.mktemp("two-plugin-host")
+    make_sqlalchemy_app(root, "shopapp")
+    assert copy_host(root, template=template_repo).returncode == 0
+    for answers in ({"plugin_name": "network", "tables": ["subnets", "network_devices"]},
+                    {"plugin_name": "printers", "tables": ["printers"], "depends_on": ["network"]}):
+        result = copy_plugin(root, template=template_repo, with_models=False, **answers)
+        assert result.returncode == 0, result.stderr
+    commit_all(root, "host and two plugins")
+    return root
+
+
+@pytest.fixture
+def host_copy(two_plugin_host: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "host"
+    shutil.copytree(two_plugin_host, root, symlinks=True)
+    return root
+
+
+LONG_TABLE = "t" * 64
+HOST_CASES = [
+    ("path-traversal-package", {"host_package": "../evil"},
+     "'../evil' is not a valid host package: use a dotted Python import name such as shopapp or myorg.shopapp."),
+    ("dash-in-package", {"host_package": "my-app"},
+     "'my-app' is not a valid host package: use a dotted Python import name such as shopapp or myorg.shopapp."),
+    ("space-in-package", {"host_package": "shop app"},
+     "'shop app' is not a valid host package: use a dotted Python import name such as shopapp or myorg.shopapp."),
+    ("keyword-in-package", {"host_package": "shopapp.class"},
+     "'shopapp.class' is not a valid host package: 'class' is a Python keyword."),
+    ("unicode-package", {"host_package": "café"},
+     "'café' is not a valid host package: use a dotted Python import name such as shopapp or myorg.shopapp."),
+    ("empty-package", {"host_package": ""},
+     "'' is not a valid host package: use a dotted Python import name such as shopapp or myorg.shopapp."),
+    ("model-base-without-attr", {"model_base": "shopapp.models"},
+     "'shopapp.models' is not a valid model base: use module:attr, such as shopapp.models:Base or shopapp.extensions:db.Model."),
+    ("model-base-code-injection", {"model_base": "shopapp.models:Base; import os"},
+     "'shopapp.models:Base; import os' is not a valid model base: use module:attr, such as shopapp.models:Base or shopapp.extensions:db.Model."),
+    ("plugins-dir-traversal", {"plugins_dir": "../plugins"},
+     "'../plugins' is not a valid plugins folder: use a relative path of Python identifiers such as plugins or src/plugins."),
+    ("plugins-dir-absolute", {"plugins_dir": "/etc/plugins"},
+     "'/etc/plugins' is not a valid plugins folder: use a relative path of Python identifiers such as plugins or src/plugins."),
+    ("plugins-dir-backslash", {"plugins_dir": "plugins\\evil"},
+     "'plugins\\evil' is not a valid plugins folder: use a relative path of Python identifiers such as plugins or src/plugins."),
+    ("table-prefix-uppercase", {"table_prefix": "Poser_"},
+     "'Poser_' is not a valid table prefix: use lowercase letters, digits and _, starting with a letter (such as poser_), or nothing."),
+]
+PLUGIN_CASES = [
+    ("dash-in-name", {"plugin_name": "Net-Work", "tables": ["t"]},
+     "'Net-Work' is not a valid plugin name: use lowercase letters, digits and _, starting with a letter."),
+    ("path-traversal-name", {"plugin_name": "../../etc", "tables": ["t"]},
+     "'../../etc' is not a valid plugin name: use lowercase letters, digits and _, starting with a letter."),
+    ("quotes-in-name", {"plugin_name": "net'; DROP TABLE x; --", "tables": ["t"]},
+     "'net'; DROP TABLE x; --' is not a valid plugin name: use lowercase letters, digits and _, starting with a letter."),
+    ("backslash-in-name", {"plugin_name": "net\\work", "tables": ["t"]},
+     "'net\\work' is not a valid plugin name: use lowercase letters, digits and _, starting with a letter."),
+    ("unicode-name", {"plugin_name": "réseau", "tables": ["t"]},
+     "'réseau' is not a valid plugin name: use lowercase letters, digits and _, starting with a letter."),
+    ("keyword-name", {"plugin_name": "class", "tables": ["t"]},
+     "'class' is not a valid plugin name: it is a Python keyword, and plugins are imported as packages."),
+    ("name-over-the-limit", {"plugin_name": "a_very_long_plugin_name", "tables": ["t"]},
+     "'a_very_long_plugin_name' is too long for a plugin name: at most 18 characters, so that its baseline id "
+     "0001_baseline_a_very_long_plugin_name fits Alembic's 32-character version column."),
+    ("empty-name", {"plugin_name": "", "tables": ["t"]},
+     "'' is not a valid plugin name: use lowercase letters, digits and _, starting with a letter."),
+    ("existing-plugin", {"plugin_name": "network", "tables": ["t"]},
+     "'network' is already a plugin in this host (registry.json lists it): choose another plugin_name, "
+     "or change it with copier update --trust -a .copier-answers.plugin-network.yml."),
+    ("empty-table-list", {"plugin_name": "audit", "tables": []},
+     "'[]' is not a valid table list: give a non-empty YAML list such as [network_devices, subnets]."),
+    ("table-list-is-a-string", {"plugin_name": "audit", "tables": "audit_log"},
+     "'audit_log' is not a valid table list: give a non-empty YAML list such as [network_devices, subnets]."),
+    ("table-with-punctuation", {"plugin_name": "audit", "tables": ["Audit-Log!"]},
+     "'Audit-Log!' is not a valid table name: use lowercase letters, digits and _, not starting with a digit."),
+    ("table-with-quotes", {"plugin_name": "audit", "tables": ['log"; DROP TABLE subnets; --']},
+     "'log\"; DROP TABLE subnets; --' is not a valid table name: use lowercase letters, digits and _, not starting with a digit."),
+    ("unicode-table", {"plugin_name": "audit", "tables": ["journal_été"]},
+     "'journal_été' is not a valid table name: use lowercase letters, digits and _, not starting with a digit."),
+    ("sql-keyword-table", {"plugin_name": "audit", "tables": ["order"]},
+     "'order' is not a valid table name: it is a reserved word in SQL."),
+    ("table-over-63-bytes", {"plugin_name": "audit", "tables": [LONG_TABLE]},
+     f"'{LONG_TABLE}' is not a valid table name: at most 63 characters (PostgreSQL's identifier limit)."),
+    ("duplicate-table", {"plugin_name": "audit", "tables": ["audit_log", "audit_log"]},
+     "'audit_log' is listed twice: give each table once."),
+    ("table-owned-elsewhere", {"plugin_name": "audit", "tables": ["audit_log", "subnets"]},
+     "'subnets' is already owned by plugin 'network': a table has one owner (see Moving a table between owners in the README)."),
+    ("table-without-required-prefix", {"plugin_name": "audit", "tables": ["audit_log"], "table_prefix": "poser_"},
+     "'audit_log' is not a valid table name: this host requires every plugin table to start with 'poser_'."),
+    ("self-dependency", {"plugin_name": "audit", "tables": ["audit_log"], "depends_on": ["audit"]},
+     "'audit' cannot depend on itself: remove it from depends_on."),
+    ("unknown-dependency", {"plugin_name": "audit", "tables": ["audit_log"], "depends_on": ["ghost"]},
+     "'ghost' is not a plugin of this host: depends_on names existing plugins only (network, printers)."),
+    ("dependency-list-is-a-string", {"plugin_name": "audit", "tables": ["audit_log"], "depends_on": "network"},
+     "'network' is not a valid dependency list: give a YAML list of plugin names such as [network]."),
+    ("dependency-with-traversal", {"plugin_name": "audit", "tables": ["audit_log"], "depends_on": ["../network"]},
+     "'../network' is not a valid plugin name in depends_on: use the name of a plugin of this host."),
+]
+
+
+def assert_refused(result, root: Path, before: dict[str, bytes], message: str) -> None:
+    """Copier failed, its last line is our message, and the destination is byte-for-byte as it was."""
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].endswith(message), result.stderr[-600:]
+    assert tree_snapshot(root) == before
+    assert git(root, "status", "--porcelain") == ""
+
+
+@pytest.mark.parametrize(("answers", "message"), [pytest.param(a, m, id=i) for i, a, m in HOST_CASES])
+def test_rejected_host_answers(tmp_path: Path, answers: dict, message: str) -> None:
+    make_sqlalchemy_app(tmp_path, "shopapp")
+    before = tree_snapshot(tmp_path)
+    assert_refused(copy_host(tmp_path, **answers), tmp_path, before, message)
+
+
+@pytest.mark.parametrize(("answers", "message"), [pytest.param(a, m, id=i) for i, a, m in PLUGIN_CASES])
+def test_rejected_plugin_answers(host_copy: Path, template_repo: Path, answers: dict, message: str) -> None:
+    before = tree_snapshot(host_copy)
+    assert_refused(copy_plugin(host_copy, template=template_repo, **answers), host_copy, before, message)
+
+
+def test_a_dependency_cycle_is_refused_on_update(host_copy: Path) -> None:
+    before = tree_snapshot(host_copy)
+    result = copier(host_copy, "update", "--trust", "--defaults", "-a", ".copier-answers.plugin-network.yml",
+                    "-d", "depends_on=[printers]")
+    assert_refused(result, host_copy, before, "depends_on ['printers'] would make a dependency cycle back to 'network': "
+                   "a plugin cannot (indirectly) depend on itself.")
+
+
+def test_a_plugin_without_a_host_scaffold_is_refused(tmp_path: Path) -> None:
+    make_sqlalchemy_app(tmp_path, "shopapp")
+    before = tree_snapshot(tmp_path)
+    assert_refused(copy_plugin(tmp_path, plugin_name="network", tables=["subnets"]), tmp_path, before,
+                   "No host runtime in this destination: .copier-answers.host.yml is missing; "
+                   "run `copier copy --trust -d scope=host ...` first.")
+
+
+def test_a_symlinked_plugins_folder_is_never_written_through(host_copy: Path, tmp_path: Path, template_repo: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.move(host_copy / "plugins", outside / "plugins")
+    (host_copy / "plugins").symlink_to(outside / "plugins")
+    commit_all(host_copy, "plugins live elsewhere")
+    outside_before = tree_snapshot(outside)
+    registry_before = (host_copy / "shopapp/plugins/registry.json").read_bytes()
+
+    result = copy_plugin(host_copy, template=template_repo, plugin_name="audit", tables=["audit_log"])
+
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == 'copier.errors.ForbiddenPathError: "plugins/audit" is forbidden'
+    assert tree_snapshot(outside) == outside_before, "something was written through the symlink"
+    assert (host_copy / "shopapp/plugins/registry.json").read_bytes() == registry_before
+    # Copier writes the new answers file before it finds the forbidden path: the one
+    # thing left behind, which the README says to delete.
+    leftovers = {line[3:] for line in git(host_copy, "status", "--porcelain").splitlines()}
+    assert leftovers <= {".copier-answers.plugin-audit.yml"}
+
+
+def test_every_hostile_case_is_counted() -> None:
+    cases = len(HOST_CASES) + len(PLUGIN_CASES) + 3  # the cycle, the missing host, the symlinked folder
+    assert cases >= 30
+
+
+# -- a registry the runtime can trust ------------------------------------------------------------
+
+
+def break_registry(root: Path, change) -> None:
+    path = root / "shopapp/plugins/registry.json"
+    registry = json.loads(path.read_text())
+    change(registry["plugins"])
+    path.write_text(json.dumps(registry))
+
+
+BROKEN_REGISTRIES = [
+    pytest.param(lambda root: (root / "shopapp/plugins/registry.json").write_text("{not json"),
+                 "registry.json: not valid JSON", id="malformed"),
+    pytest.param(lambda root: break_registry(root, lambda p: p.update(ghost={"tables": ["ghosts"], "depends_on": []})),
+                 'registry.json: entry "ghost" has no scaffolding', id="plugin-without-scaffolding"),
+    pytest.param(lambda root: break_registry(root, lambda p: p.pop("printers")),
+                 "registry.json: plugins/printers has migrations but no entry", id="folder-without-entry"),
+    pytest.param(lambda root: break_registry(root, lambda p: p["printers"]["tables"].append("subnets")),
+                 'registry.json: table "subnets" is owned by 2 plugins (network, printers)', id="table-owned-twice"),
+    pytest.param(lambda root: break_registry(root, lambda p: p["printers"]["tables"].append("accounts")),
+                 'registry.json: table "accounts" is owned twice: registered to plugin "printers" and defined by the core models (shopapp.models)',
+                 id="table-owned-by-plugin-and-core"),
+    pytest.param(lambda root: break_registry(root, lambda p: p["network"].update(tables="subnets")),
+                 'registry.json: entry "network": "tables" must be a non-empty list of table names', id="tables-not-a-list"),
+    pytest.param(lambda root: break_registry(root, lambda p: p["network"]["tables"].append("x; DROP TABLE y")),
+                 'registry.json: entry "network": "x; DROP TABLE y" is not a valid table name', id="hostile-table-name"),
+]
+COMMANDS = [["list"], ["status"], ["migrate", "network"], ["upgrade-all"], ["downgrade", "network", "base", "--yes"],
+            ["history", "network"], ["stamp", "network", "head"]]
+
+
+@pytest.mark.parametrize(("breakage", "message"), BROKEN_REGISTRIES)
+def test_a_broken_registry_stops_every_command_before_the_database(host_copy: Path, breakage, message: str) -> None:
+    for name in ("network", "printers"):
+        (host_copy / "plugins" / name / "models.py").write_text(
+            "import sqlalchemy as sa\nfrom shopapp.models import Base\n\n"
+            + "".join(f"{table} = sa.Table('{table}', Base.metadata, sa.Column('id', sa.Integer, primary_key=True))\n"
+                      for table in {"network": ["subnets", "network_devices"], "printers": ["printers"]}[name])
+        )
+    host = Host(host_copy)
+    assert host.plugin_cli("upgrade-all").returncode == 0
+    database = host_copy / "app.db"
+    snapshot = database.read_bytes()
+    breakage(host_copy)
+
+    for command in COMMANDS:
+        result = host.plugin_cli(*command)
+        assert result.returncode == 1, command
+        [line] = result.stderr.strip().splitlines()
+        assert line.startswith("Error: ") and message in line, (command, line)
+        assert database.read_bytes() == snapshot, f"{command} touched the database"
+    assert os.path.exists(database)

@@ -1,0 +1,87 @@
+"""Unit tests of extensions/validators.jinja, the rules behind copier.yml's validators.
+
+Rendered directly with Jinja set up as Copier sets it up (with the Ansible
+filters Copier loads), so each rule is tested without a Copier run.
+"""
+
+from __future__ import annotations
+
+import pytest
+from jinja2 import FileSystemLoader
+from jinja2.sandbox import SandboxedEnvironment
+
+from .conftest import TEMPLATE
+
+ENV = SandboxedEnvironment(
+    loader=FileSystemLoader(str(TEMPLATE)),
+    extensions=["jinja2_ansible_filters.AnsibleCoreFiltersExtension"],
+    keep_trailing_newline=True,
+)
+CHECK = ENV.get_template("extensions/validators.jinja").module
+
+REGISTRY = {
+    "plugins": {
+        "network": {"tables": ["subnets"], "depends_on": []},
+        "computers": {"tables": ["computers"], "depends_on": ["network"]},
+        "usb": {"tables": ["usb_devices"], "depends_on": ["computers"]},
+    }
+}
+
+
+def rule(macro: str, *args) -> str:
+    return str(getattr(CHECK, macro)(*args)).strip()
+
+
+@pytest.mark.parametrize(
+    ("macro", "args"),
+    [
+        ("host_package", ("shopapp", "host")),
+        ("host_package", ("myorg.shopapp", "host")),
+        ("model_base", ("shopapp.extensions:db.Model",)),
+        ("plugins_dir", ("src/plugins",)),
+        ("table_prefix", ("",)),
+        ("table_prefix", ("poser_",)),
+        ("plugin_name", ("network2",)),
+        ("tables", (["poser_widgets", "poser_parts"], "widgets", "poser_", REGISTRY, False)),
+        ("depends_on", (["usb", "network"], "printers", REGISTRY)),
+        ("depends_on", ([], "printers", {})),
+    ],
+    ids=lambda value: repr(value)[:30],
+)
+def test_good_values_render_nothing(macro: str, args: tuple) -> None:
+    assert rule(macro, *args) == ""
+
+
+def test_an_indirect_cycle_is_found() -> None:
+    # network -> usb -> computers -> network
+    assert rule("depends_on", ["usb"], "network", REGISTRY) == (
+        "depends_on ['usb'] would make a dependency cycle back to 'network': a plugin cannot (indirectly) depend on itself."
+    )
+
+
+def test_an_update_keeps_its_own_entry_and_tables() -> None:
+    # copier update of "network" itself: its own name and tables are not someone else's.
+    assert rule("tables", ["subnets", "vlans"], "network", "", REGISTRY, True) == ""
+    assert rule("depends_on", [], "network", REGISTRY) == ""
+
+
+def test_the_same_name_on_copy_is_an_existing_plugin() -> None:
+    assert rule("tables", ["vlans"], "network", "", REGISTRY, False).startswith("'network' is already a plugin in this host")
+
+
+def test_without_a_registry_only_the_shape_is_checked() -> None:
+    # Copier's temporary copies during `copier update` have no registry.json.
+    assert rule("depends_on", ["anything"], "network", {}) == ""
+    assert rule("tables", ["subnets"], "audit", "", {}, True) == ""
+    assert rule("tables", ["Bad!"], "audit", "", {}, True).startswith("'Bad!' is not a valid table name")
+
+
+def test_a_table_owned_elsewhere_names_its_owner() -> None:
+    assert rule("tables", ["usb_devices"], "audit", "", REGISTRY, False) == (
+        "'usb_devices' is already owned by plugin 'usb': a table has one owner (see Moving a table between owners in the README)."
+    )
+
+
+def test_only_the_first_problem_is_reported() -> None:
+    message = rule("tables", ["ok_table", "Bad!", "order"], "audit", "", REGISTRY, False)
+    assert message == "'Bad!' is not a valid table name: use lowercase letters, digits and _, not starting with a digit."
