@@ -101,7 +101,7 @@ def test_downgrade_is_refused_while_other_plugins_reference_its_tables(demo_host
 
     assert result.returncode == 1
     assert result.stderr.strip().startswith('Error: refusing to downgrade "network" to base, nothing was changed: ')
-    for referrer in ("computers (computers)", "printers (printers)"):
+    for referrer in ("table computers (plugin computers)", "table printers (plugin printers)"):
         assert referrer in result.stderr
     assert result.stderr.strip().endswith("downgrade the plugins that own those tables first")
     assert demo_host.database.tables() == before
@@ -115,7 +115,7 @@ def test_downgrade_is_refused_while_other_plugins_reference_its_tables(demo_host
     assert not {"subnets", "network_devices"} & demo_host.database.tables()
 
 
-def test_sql_prints_ddl_and_touches_nothing(demo_host: Host) -> None:
+def test_sql_prints_ddl_and_touches_nothing(demo_host: Host, tmp_path: Path) -> None:
     everything = demo_host.plugin_cli("upgrade-all", "--sql")
     assert everything.returncode == 0, everything.stderr
     for table in ALL_TABLES:
@@ -133,6 +133,22 @@ def test_sql_prints_ddl_and_touches_nothing(demo_host: Host) -> None:
     tables = demo_host.database.tables()
     nothing_to_do = demo_host.plugin_cli("upgrade-all", "--sql")
     assert nothing_to_do.returncode == 0 and nothing_to_do.stdout == ""
+
+    # A database that create_all() built would be adopted: the preview is a stamp, no DDL.
+    adoptable = Database(f"sqlite:///{tmp_path / 'adoptable.db'}") if demo_host.database.backend == "sqlite" else None
+    if adoptable:
+        assert demo_host.python("import os, sqlalchemy as sa; from shopapp.plugins.registry import load_metadata; "
+                                "load_metadata().create_all(sa.create_engine(os.environ['DATABASE_URL']))",
+                                database_url=adoptable.url).returncode == 0
+        preview = demo_host.plugin_cli("upgrade-all", "--sql", database_url=adoptable.url)
+        assert preview.returncode == 0, preview.stderr
+        assert "-- plugin network: adopted at 0001_baseline_network if its tables match the models (no DDL)" in preview.stdout
+        assert "CREATE TABLE subnets" not in preview.stdout
+        assert "INSERT INTO alembic_version_network (version_num) VALUES ('0001_baseline_network')" in preview.stdout
+        # ... and a SQLite file that does not exist yet is not created by a preview.
+        missing = tmp_path / "not-yet.db"
+        assert demo_host.plugin_cli("upgrade-all", "--sql", database_url=f"sqlite:///{missing}").returncode == 0
+        assert not missing.exists()
 
     down = demo_host.plugin_cli("downgrade", "notifications", "base", "--sql")
     assert down.returncode == 0, down.stderr

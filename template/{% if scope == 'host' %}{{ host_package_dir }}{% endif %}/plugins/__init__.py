@@ -24,7 +24,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, make_url, text
 from sqlalchemy.engine import Connection, Engine, RootTransaction
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -472,18 +472,36 @@ class PluginManager:
         (read, never written).
         """
         names = self.order if names is None else names
-        with self.engine.connect() as connection:
-            currents = {name: self.current(connection, name) for name in names}
+        currents: dict[str, str | None] = dict.fromkeys(names)
+        present: set[str] = set()
+        if not self._missing_sqlite_file():  # connecting would create it: --sql must change nothing
+            with self.engine.connect() as connection:
+                currents = {name: self.current(connection, name) for name in names}
+                present = set(inspect(connection).get_table_names())
         scripts = []
         for name in names:
-            target = (revisions or {}).get(name, "head")
-            if target == "head" and currents[name] == self.head(name):
-                continue
+            target, current = (revisions or {}).get(name, "head"), currents[name]
+            if current == (self.head(name) if target == "head" else target):
+                continue  # nothing to do
             buffer = io.StringIO()
-            start = f"{currents[name]}:" if currents[name] else ""
-            command.upgrade(self.alembic_config(name, sql_buffer=buffer), f"{start}{target}", sql=True)
-            scripts.append(f"-- plugin {name}: {currents[name] or 'base'} -> {target}\n{buffer.getvalue()}")
+            config = self.alembic_config(name, sql_buffer=buffer)
+            owned = set(self.plugins[name].tables)
+            if current is None and target == "head" and owned & present:
+                # What upgrade_one() would do: adopt (a stamp, no DDL) if all tables exist, else refuse.
+                if not owned <= present:
+                    scripts.append(f"-- plugin {name}: refused, only some of its tables exist ({', '.join(sorted(owned & present))})\n")
+                    continue
+                command.stamp(config, "head", sql=True)
+                scripts.append(f"-- plugin {name}: adopted at {self.head(name)} if its tables match the models (no DDL)\n{buffer.getvalue()}")
+                continue
+            start = f"{current}:" if current else ""
+            command.upgrade(config, f"{start}{target}", sql=True)
+            scripts.append(f"-- plugin {name}: {current or 'base'} -> {target}\n{buffer.getvalue()}")
         return "\n".join(scripts)
+
+    def _missing_sqlite_file(self) -> bool:
+        url = make_url(self.database_url)
+        return url.get_backend_name() == "sqlite" and bool(url.database) and url.database != ":memory:" and not Path(url.database).exists()
 
     def migrate_sql(self, name: str, revision: str = "head") -> str:
         """The SQL that ``migrate(name, revision)`` would run."""
@@ -505,8 +523,8 @@ class PluginManager:
 
     def _refuse_referenced(self, name: str, revision: str, incoming: dict[str, list[str]]) -> PluginMigrationError:
         described = "; ".join(
-            f"{table} is referenced by "
-            + ", ".join(f"{referrer} ({self.owner_of(referrer)})" for referrer in sorted(referrers))
+            f"table {table} is referenced by "
+            + ", ".join(f"table {referrer} ({_owner_label(self.owner_of(referrer))})" for referrer in sorted(referrers))
             for table, referrers in sorted(incoming.items())
         )
         return PluginMigrationError(
@@ -577,6 +595,10 @@ class PluginManager:
 
 
 _NUMBERED = re.compile(r"^(\d{4})_")
+
+
+def _owner_label(owner: str) -> str:
+    return "the core app" if owner == "core" else f"plugin {owner}"
 
 
 def describe_difference(diff: Any) -> str:

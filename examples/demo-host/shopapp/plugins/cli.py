@@ -81,7 +81,8 @@ def _print_results(results: dict[str, dict[str, Any]]) -> None:
     """Print upgrade results, a summary line, and fail when any plugin failed."""
     _print_table(["plugin", "result", "detail"], [[name, r["status"], _detail(r)] for name, r in results.items()])
     counts = {status: sum(r["status"] == status for r in results.values()) for status in OUTCOMES}
-    click.echo(f"{len(results)} plugins: " + ", ".join(f"{n} {status}" for status, n in counts.items() if n))
+    plugins = "plugin" if len(results) == 1 else "plugins"
+    click.echo(f"{len(results)} {plugins}: " + ", ".join(f"{n} {status}" for status, n in counts.items() if n))
     failed = [f'plugin "{name}" failed: {result["error"]}' for name, result in results.items() if result["status"] == "failed"]
     skipped = [name for name, result in results.items() if result["status"] == "skipped"]
     if failed:
