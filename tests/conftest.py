@@ -228,6 +228,19 @@ class Host:
             cwd=self.root, env=environment, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300,
         )
 
+    def create_all(self, database_url: str | None = None, tables: list[str] | None = None) -> None:
+        """create_all() of the host's metadata (or of ``tables`` only), as an app bootstrapping without migrations does."""
+        result = self.python(
+            "import os, sqlalchemy as sa\n"
+            "from shopapp.plugins.registry import load_metadata\n"
+            "metadata = load_metadata()\n"
+            f"names = {tables!r}\n"
+            "tables = None if names is None else [metadata.tables[name] for name in names]\n"
+            "metadata.create_all(sa.create_engine(os.environ['DATABASE_URL']), tables=tables)\n",
+            database_url,
+        )
+        assert result.returncode == 0, result.stderr
+
     def python(self, code: str, database_url: str | None = None) -> subprocess.CompletedProcess:
         """Run Python code inside the host (its root on sys.path), DATABASE_URL set."""
         env = {"DATABASE_URL": database_url or self.database.url}

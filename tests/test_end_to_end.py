@@ -160,12 +160,7 @@ def test_history_marks_head_and_current(demo_host: Host) -> None:
 
 
 def test_a_database_bootstrapped_with_create_all_is_adopted_without_ddl(demo_host: Host) -> None:
-    created = demo_host.python(
-        "from sqlalchemy import create_engine; import os; "
-        "from shopapp.plugins.registry import load_metadata; "
-        "load_metadata().create_all(create_engine(os.environ['DATABASE_URL']))"
-    )
-    assert created.returncode == 0, created.stderr
+    demo_host.create_all()
     result = demo_host.plugin_cli("upgrade-all")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "6 plugins: 6 adopted"

@@ -26,16 +26,7 @@ def test_upgrade_all_builds_the_same_schema_as_create_all(demo_host: Host, new_d
 
     # The same plugin tables built by create_all, in a second empty database of the same backend.
     reference = new_database()
-    created = demo_host.python(
-        "import os, sqlalchemy as sa\n"
-        "from shopapp.plugins.registry import load_metadata\n"
-        "from shopapp.plugins.alembic_template import PLUGIN_TABLE_OWNERS\n"
-        "metadata = load_metadata()\n"
-        "owned = [metadata.tables[t] for tables in PLUGIN_TABLE_OWNERS.values() for t in tables]\n"
-        "metadata.create_all(sa.create_engine(os.environ['DATABASE_URL']), tables=owned)\n",
-        database_url=reference.url,
-    )
-    assert created.returncode == 0, created.stderr
+    demo_host.create_all(reference.url, tables=sorted(ALL_TABLES))
     migrated_schema = reflected_schema(demo_host.database.url)
     assert set(migrated_schema) == ALL_TABLES
     assert migrated_schema == reflected_schema(reference.url)
@@ -137,9 +128,7 @@ def test_sql_prints_ddl_and_touches_nothing(demo_host: Host, tmp_path: Path) -> 
     # A database that create_all() built would be adopted: the preview is a stamp, no DDL.
     adoptable = Database(f"sqlite:///{tmp_path / 'adoptable.db'}") if demo_host.database.backend == "sqlite" else None
     if adoptable:
-        assert demo_host.python("import os, sqlalchemy as sa; from shopapp.plugins.registry import load_metadata; "
-                                "load_metadata().create_all(sa.create_engine(os.environ['DATABASE_URL']))",
-                                database_url=adoptable.url).returncode == 0
+        demo_host.create_all(adoptable.url)
         preview = demo_host.plugin_cli("upgrade-all", "--sql", database_url=adoptable.url)
         assert preview.returncode == 0, preview.stderr
         assert "-- plugin network: adopted at 0001_baseline_network if its tables match the models (no DDL)" in preview.stdout

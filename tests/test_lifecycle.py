@@ -181,8 +181,7 @@ def test_four_paths_end_in_the_same_schema(tmp_path: Path, template_repo: Path, 
     assert "inventory  upgraded  0001_baseline_inventory -> 0003_inventory" in ok(cli(host, day_one, "upgrade-all"))
 
     adopted = new_database()
-    ok(host.python("import os, sqlalchemy as sa; from shopapp.plugins.registry import load_metadata; "
-                   "load_metadata().create_all(sa.create_engine(os.environ['DATABASE_URL']))", adopted.url))
+    host.create_all(adopted.url)
     assert "inventory  adopted  adopted at 0003_inventory" in ok(cli(host, adopted, "upgrade-all"))
 
     schemas = {name: reflected_schema(db.url) for name, db in
@@ -212,8 +211,7 @@ def grown_host(tmp_path: Path, template_repo: Path) -> Host:
 
 
 def test_adoption_refuses_a_database_that_differs_and_changes_nothing(grown_host: Host, database: Database) -> None:
-    ok(grown_host.python("import os, sqlalchemy as sa; from shopapp.plugins.registry import load_metadata; "
-                         "load_metadata().create_all(sa.create_engine(os.environ['DATABASE_URL']))", database.url))
+    grown_host.create_all(database.url)
     database.execute("ALTER TABLE items DROP COLUMN sku")
     before = reflected_schema(database.url)
 
@@ -234,9 +232,7 @@ def test_adoption_refuses_a_database_that_differs_and_changes_nothing(grown_host
 
 
 def test_adoption_refuses_when_only_some_tables_exist(grown_host: Host, database: Database) -> None:
-    ok(grown_host.python("import os, sqlalchemy as sa; from shopapp.plugins.registry import load_metadata; "
-                         "m = load_metadata(); m.create_all(sa.create_engine(os.environ['DATABASE_URL']), tables=[m.tables['items']])",
-                         database.url))
+    grown_host.create_all(database.url, tables=["items"])
     result = cli(grown_host, database, "migrate", "inventory")
     assert result.returncode == 1
     assert "refusing to adopt existing tables, nothing was changed: items exist but item_tags do not" in result.stderr
@@ -281,15 +277,8 @@ def test_check_names_each_kind_of_drift(grown_host: Host, drift, problem: str) -
 
 def test_moving_a_core_table_into_a_plugin_is_a_stamp_without_ddl(demo_host: Host) -> None:
     """The demo's core table "sites" becomes plugin "sites"'s, on a live database, data kept."""
-    ok(demo_host.python(
-        "import os, sqlalchemy as sa\n"
-        "from shopapp.plugins.registry import load_metadata\n"
-        "metadata = load_metadata()\n"
-        "engine = sa.create_engine(os.environ['DATABASE_URL'])\n"
-        "metadata.create_all(engine, tables=[metadata.tables['sites']])\n"
-        "with engine.begin() as connection:\n"
-        "    connection.execute(sa.text(\"INSERT INTO sites (name) VALUES ('Leeds')\"))\n"
-    ))
+    demo_host.create_all(tables=["sites"])
+    demo_host.database.execute("INSERT INTO sites (name) VALUES ('Leeds')")
     assert demo_host.plugin_cli("upgrade-all").returncode == 0
 
     # 1. Scaffold the new owner; 2. move the model from the core into it.

@@ -114,6 +114,15 @@ _PLUGIN_NAME = re.compile(r"^[a-z][a-z0-9_]{0,17}$")
 _TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
+def table_owners(entries: dict[str, PluginEntry]) -> dict[str, list[str]]:
+    """table name -> the plugins whose entries list it (one, when the registry is sound)."""
+    owners: dict[str, list[str]] = {}
+    for name, entry in entries.items():
+        for table in entry.tables:
+            owners.setdefault(table, []).append(name)
+    return owners
+
+
 def validate_registry(entries: dict[str, PluginEntry], path: Path = REGISTRY_PATH) -> None:
     """Refuse a registry the runtime cannot trust, naming the file and the entry; nothing is migrated then.
 
@@ -121,20 +130,18 @@ def validate_registry(entries: dict[str, PluginEntry], path: Path = REGISTRY_PAT
     agree. Tables that the core models also define are checked where the
     models are loaded (``checks.ownership_problems``).
     """
-    owners: dict[str, list[str]] = {}
     for name, entry in entries.items():
         if not _PLUGIN_NAME.match(name):
             raise RegistryError(f'{path}: entry "{name}": not a valid plugin name (lowercase identifier, at most 18 characters)')
         for table in entry.tables:
             if not _TABLE_NAME.match(table):
                 raise RegistryError(f'{path}: entry "{name}": "{table}" is not a valid table name')
-            owners.setdefault(table, []).append(name)
         if not entry.alembic_ini.is_file():
             raise RegistryError(
                 f'{path}: entry "{name}" has no scaffolding ({entry.alembic_ini} is missing); restore it with '
                 f"`copier recopy --trust --defaults --vcs-ref=:current: -a .copier-answers.plugin-{name}.yml`, or remove the entry"
             )
-    for table, names in owners.items():
+    for table, names in table_owners(entries).items():
         if len(names) > 1:
             raise RegistryError(f'{path}: table "{table}" is owned by {len(names)} plugins ({", ".join(names)}); keep it in one')
     for folder in plugin_folders():

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 from .registry import (
     PLUGINS_DIR,
     PLUGINS_PACKAGE,
     TABLES_DECLARED_BY,
-    PluginEntry,
     dependency_closure,
     load_base,
     load_metadata,
     load_registry,
     plugin_folders,
+    table_owners,
 )
 
 
@@ -40,7 +38,7 @@ def core_conflicts() -> list[str]:
     registry = load_registry()
     load_metadata()
     prefix = PLUGINS_PACKAGE + "."
-    owners = _owners(registry)
+    owners = table_owners(registry)
     conflicts = []
     for mapper in getattr(getattr(load_base(), "registry", None), "mappers", ()):
         module = mapper.class_.__module__
@@ -56,19 +54,11 @@ def core_conflicts() -> list[str]:
     return conflicts
 
 
-def _owners(registry: dict[str, PluginEntry]) -> dict[str, list[str]]:
-    owners: dict[str, list[str]] = defaultdict(list)
-    for name, entry in registry.items():
-        for table in entry.tables:
-            owners[table].append(name)
-    return owners
-
-
 def dependency_problems() -> list[str]:
     """A plugin whose tables have foreign keys into another plugin must depend on it (directly or not)."""
     registry = load_registry()
     metadata = load_metadata()
-    owners = _owners(registry)
+    owners = table_owners(registry)
     problems = []
     for name, entry in sorted(registry.items()):
         needed = dependency_closure(registry, name)
@@ -94,7 +84,7 @@ def ownership_problems() -> list[str]:
     """
     registry = load_registry()
     metadata = load_metadata()
-    owners = _owners(registry)
+    owners = table_owners(registry)
 
     problems = core_conflicts()
     for table, names in sorted(owners.items()):
