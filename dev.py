@@ -4,17 +4,18 @@
     python3 dev.py demo          build the demo host in build/demo and migrate it
     python3 dev.py test [ARGS]   run the whole test suite (ARGS go to pytest)
     python3 dev.py examples      regenerate examples/demo-host after a template change
+    python3 dev.py bench [ARGS]  run the benchmarks (ARGS: --quick, --runs N, --json FILE)
 
 Both first make .venv/ with exactly the versions pinned in requirements.txt
 (re-installed whenever that file changes), so a fresh clone needs nothing but
 Python 3.11+.
 
-`test` runs every database test on SQLite and on PostgreSQL. It starts a
-throwaway PostgreSQL server for the run (installing Debian's postgresql
+`test` runs every database test on SQLite and on PostgreSQL, and `bench`
+measures on both. Each starts a throwaway PostgreSQL server for the run (installing Debian's postgresql
 package first if it is missing and this runs as root) and stops it at the
 end; set PLUGIN_MIGRATIONS_TEST_PG_URL=postgresql+psycopg://user@host/db to
-use an existing server instead (the tests create and drop their own
-databases on it).
+use an existing server instead (the tests and benchmarks create and drop
+their own databases on it).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def main(argv: list[str]) -> int:
     if sys.version_info < (3, 11):
         print(f"dev.py: Python 3.11 or newer is needed, this is {sys.version.split()[0]}", file=sys.stderr)
         return 1
-    if not argv or argv[0] not in ("demo", "test", "examples"):
+    if not argv or argv[0] not in ("demo", "test", "examples", "bench"):
         print(__doc__.strip(), file=sys.stderr)
         return 2
     python = str(ensure_venv())
@@ -65,27 +66,31 @@ def main(argv: list[str]) -> int:
         return subprocess.run([python, str(ROOT / "demo" / "run.py"), *argv[1:]], cwd=ROOT).returncode
     if argv[0] == "examples":
         return subprocess.run([python, str(ROOT / "demo" / "run.py"), "--example"], cwd=ROOT).returncode
-    return run_tests(python, argv[1:])
+    if argv[0] == "bench":
+        return with_postgresql([python, str(ROOT / "bench" / "run.py"), *argv[1:]], required=True)
+    return with_postgresql([python, "-m", "pytest", *argv[1:]], required=os.environ.get("CI") == "true")
 
 
-def run_tests(python: str, pytest_args: list[str]) -> int:
-    """pytest, with a PostgreSQL server for the database tests."""
-    pytest = [python, "-m", "pytest", *pytest_args]
+def with_postgresql(command: list[str], required: bool) -> int:
+    """Run command with PLUGIN_MIGRATIONS_TEST_PG_URL set, starting a throwaway server unless it is.
+
+    Without a server: fail if required, else run anyway (the PostgreSQL tests skip).
+    """
     if os.environ.get(PG_URL_VARIABLE):
-        return subprocess.run(pytest, cwd=ROOT).returncode
+        return subprocess.run(command, cwd=ROOT).returncode
     sys.path.insert(0, str(ROOT))
     from tests.pgcluster import ClusterError, throwaway_cluster
 
     try:
         with throwaway_cluster() as url:
-            print(f"dev.py: PostgreSQL for the tests at {url}", flush=True)
-            return subprocess.run(pytest, cwd=ROOT, env={**os.environ, PG_URL_VARIABLE: url}).returncode
+            print(f"dev.py: PostgreSQL at {url}", flush=True)
+            return subprocess.run(command, cwd=ROOT, env={**os.environ, PG_URL_VARIABLE: url}).returncode
     except ClusterError as error:
-        if os.environ.get("CI") == "true":
+        if required:
             print(f"dev.py: {error}", file=sys.stderr)
             return 1
         print(f"dev.py: {error}; PostgreSQL tests will be skipped", file=sys.stderr)
-        return subprocess.run(pytest, cwd=ROOT).returncode
+        return subprocess.run(command, cwd=ROOT).returncode
 
 
 if __name__ == "__main__":

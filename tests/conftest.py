@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from bench.hosts import snapshot_template
 from demo.run import build_host
 
 TEMPLATE = Path(__file__).resolve().parents[1]
@@ -158,6 +159,16 @@ class Database:
             engine.dispose()
 
 
+def require_postgresql() -> str:
+    """The PostgreSQL server's URL; without one, skip the calling test (fail it under CI=true)."""
+    if not PG_URL:
+        reason = "no PostgreSQL server: run `python3 dev.py test`, or set PLUGIN_MIGRATIONS_TEST_PG_URL"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return PG_URL
+
+
 @pytest.fixture(params=BACKENDS)
 def new_database(request: pytest.FixtureRequest, tmp_path: Path):
     """Make empty databases on one backend: SQLite files, or new PostgreSQL databases dropped afterwards.
@@ -169,12 +180,7 @@ def new_database(request: pytest.FixtureRequest, tmp_path: Path):
         counter = iter(range(1000))
         yield lambda: Database(f"sqlite:///{tmp_path / f'db{next(counter)}.sqlite3'}")
         return
-    if not PG_URL:
-        reason = "no PostgreSQL server: run `python3 dev.py test`, or set PLUGIN_MIGRATIONS_TEST_PG_URL"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    admin = sa.create_engine(require_postgresql(), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
     created: list[str] = []
 
     def make() -> Database:
@@ -182,7 +188,7 @@ def new_database(request: pytest.FixtureRequest, tmp_path: Path):
         with admin.connect() as connection:
             connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
         created.append(name)
-        return Database(sa.make_url(PG_URL).set(database=name).render_as_string(hide_password=False))
+        return Database(sa.make_url(admin.url).set(database=name).render_as_string(hide_password=False))
 
     try:
         yield make
@@ -255,17 +261,7 @@ def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     update` needs it again later, which a working tree with uncommitted edits
     cannot give; this copy can.
     """
-    repo = tmp_path_factory.mktemp("template-repo")
-    listed = git(TEMPLATE, "ls-files", "-z", "--cached", "--others", "--exclude-standard").split("\0")
-    for relative in filter(None, listed):
-        source = TEMPLATE / relative
-        if source.is_file():
-            (repo / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, repo / relative)
-    git(repo, "init", "-q")
-    commit_all(repo, "template")
-    git(repo, "tag", "v1.0.0")
-    return repo
+    return snapshot_template(TEMPLATE, tmp_path_factory.mktemp("template-repo"), "v1.0.0")
 
 
 @pytest.fixture(scope="session")

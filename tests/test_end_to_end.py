@@ -43,6 +43,38 @@ def test_upgrade_all_migrates_every_plugin_once_then_reports_current(demo_host: 
     assert all(s["current"] == s["head"] and not s["pending"] for s in status_json(demo_host).values())
 
 
+READ_VERSIONS_BOTH_WAYS = """
+import json
+from alembic.runtime.migration import MigrationContext
+import shopapp.plugins as plugins
+plugins._SELECTS_PER_QUERY = 2  # several UNION queries even for six plugins
+manager = plugins.PluginManager()
+with manager.engine.connect() as connection:
+    quick = manager.recorded_versions(connection, manager.order)
+    alembic = {
+        name: list(MigrationContext.configure(connection, opts={"version_table": entry.version_table}).get_current_heads())
+        for name, entry in manager.plugins.items()
+    }
+print(json.dumps([quick, alembic]))
+"""
+
+
+def test_upgrade_all_reads_every_version_table_as_alembic_does(demo_host: Host) -> None:
+    """upgrade-all reads all version tables in a few UNION queries; it must see what Alembic sees."""
+    assert demo_host.plugin_cli("migrate", "computers").returncode == 0  # and network, equipment
+    assert demo_host.plugin_cli("downgrade", "computers", "base", "--yes").returncode == 0  # empty version table
+
+    result = demo_host.python(READ_VERSIONS_BOTH_WAYS)
+    assert result.returncode == 0, result.stderr
+    quick, alembic = json.loads(result.stdout)
+    assert quick == alembic
+    assert quick["network"] == ["0001_baseline_network"] and quick["computers"] == [] and quick["usb"] == []
+
+    upgrade = demo_host.plugin_cli("upgrade-all")
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert upgrade.stdout.splitlines()[-1] == "6 plugins: 4 installed, 2 current"
+
+
 def test_upgrade_all_plugins_returns_results_in_dependency_order(demo_host: Host) -> None:
     result = demo_host.python(
         "import json; from shopapp.plugins import PluginManager; "

@@ -97,11 +97,9 @@ class Report:
 
 def read_answers_files(root: Path = PROJECT_ROOT) -> list[AnswersFile]:
     """Every answers file at the repository root, the host's first."""
-    import yaml
-
     files = []
     for path in sorted(root.glob(ANSWERS_GLOB), key=lambda p: (p.name != HOST_ANSWERS, p.name)):
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = _load_yaml(path.read_text(encoding="utf-8"))
         if not isinstance(data, dict):
             raise PluginMigrationError(f"{path.name}: not a Copier answers file (expected a mapping)")
         files.append(AnswersFile(path, data))
@@ -119,6 +117,7 @@ class TemplateVersions:
         self.workdir = workdir
         self._clones: dict[str, Path] = {}
         self._exports: dict[tuple[str, str], Path] = {}
+        self._renderers: dict[Path, TemplateRenderer] = {}
 
     def _clone(self, src: str) -> Path:
         if src not in self._clones:
@@ -144,6 +143,13 @@ class TemplateVersions:
             self._exports[(src, commit)] = target
         return self._exports[(src, commit)]
 
+    def renderer(self, src: str, commit: str) -> TemplateRenderer:
+        """The renderer of the template at ``commit`` (made once per version)."""
+        export = self.export(src, commit)
+        if export not in self._renderers:
+            self._renderers[export] = TemplateRenderer(export)
+        return self._renderers[export]
+
     def newest_tag(self, src: str) -> str | None:
         from packaging.version import InvalidVersion, Version
 
@@ -157,58 +163,93 @@ class TemplateVersions:
         return max(versions)[1] if versions else None
 
 
-def render_template(template_root: Path, answers: dict[str, Any]) -> tuple[dict[str, bytes], Callable[[str], bool]]:
-    """What Copier renders for these answers: {path: bytes}, and a matcher for _skip_if_exists paths.
-
-    Leaves out the answers file itself. Mirrors Copier's rules: files ending
-    in the templates suffix lose it and are rendered, others are copied as
-    they are, and a path part that renders empty drops the file.
-    """
-    import pathspec
+def _load_yaml(text: str) -> Any:
     import yaml
-    from jinja2 import FileSystemLoader
-    from jinja2.sandbox import SandboxedEnvironment
 
-    config = yaml.safe_load((template_root / "copier.yml").read_text(encoding="utf-8"))
-    subdirectory = template_root / config.get("_subdirectory", "")
-    suffix = config.get("_templates_suffix", ".jinja")
-    env = SandboxedEnvironment(
-        loader=FileSystemLoader(str(subdirectory)),
-        extensions=["jinja2_ansible_filters.AnsibleCoreFiltersExtension"],
-        keep_trailing_newline=True,
-        **config.get("_envops", {}),
-    )
+    # libyaml's loader when PyYAML has it: the pure-Python one dominated a check of many plugins.
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
-    def render(text: str) -> str:
-        return env.from_string(text).render(context)
 
-    context: dict[str, Any] = {key: value for key, value in answers.items() if not key.startswith("_")}
-    for key, question in config.items():
-        # Computed values: questions never asked, whose default derives from the answers.
-        if not key.startswith("_") and isinstance(question, dict) and question.get("when") is False:
-            default = question.get("default")
-            context[key] = render(default) if isinstance(default, str) else default
-    answers_file = render(config.get("_answers_file", ".copier-answers.yml")).strip()
-    context["_copier_conf"] = {"answers_file": answers_file}
-    skip = pathspec.PathSpec.from_lines("gitwildmatch", [render(p) for p in config.get("_skip_if_exists", [])])
+class TemplateRenderer:
+    """One template version, set up once to render any answers the way Copier does.
 
-    files: dict[str, bytes] = {}
-    for source in sorted(subdirectory.rglob("*")):
-        relative = source.relative_to(subdirectory)
-        if source.is_dir() or any(_EXCLUDED_NAMES.match(part) for part in relative.parts):
-            continue
-        templated = source.name.endswith(suffix)
-        # Copier drops the suffix before rendering a name, so a conditional
-        # file name (an if-block around "models.py", then ".jinja") can render empty.
-        source_parts = [*relative.parts[:-1], relative.name[: -len(suffix)] if templated else relative.name]
-        parts = [render(part) for part in source_parts]
-        if not all(parts):
-            continue
-        target = "/".join(parts)
-        if target == answers_file:
-            continue
-        files[target] = env.get_template(relative.as_posix()).render(context).encode() if templated else source.read_bytes()
-    return files, skip.match_file
+    copier.yml is parsed once, the Jinja environment made once, and every
+    template string (file names, defaults, file bodies) compiled once, so
+    the check costs little more per plugin than rendering its few files.
+    """
+
+    def __init__(self, template_root: Path) -> None:
+        from jinja2 import FileSystemLoader
+        from jinja2.sandbox import SandboxedEnvironment
+
+        self.config: dict[str, Any] = _load_yaml((template_root / "copier.yml").read_text(encoding="utf-8"))
+        self.subdirectory = template_root / self.config.get("_subdirectory", "")
+        self.suffix: str = self.config.get("_templates_suffix", ".jinja")
+        self.env = SandboxedEnvironment(
+            loader=FileSystemLoader(str(self.subdirectory)),
+            extensions=["jinja2_ansible_filters.AnsibleCoreFiltersExtension"],
+            keep_trailing_newline=True,
+            **self.config.get("_envops", {}),
+        )
+        self._compiled: dict[str, Any] = {}
+        self._static: dict[str, bytes] = {}
+        self.sources = [
+            source.relative_to(self.subdirectory)
+            for source in sorted(self.subdirectory.rglob("*"))
+            if not source.is_dir()
+            and not any(_EXCLUDED_NAMES.match(part) for part in source.relative_to(self.subdirectory).parts)
+        ]
+
+    def _render(self, text: str, context: dict[str, Any]) -> str:
+        if text not in self._compiled:
+            self._compiled[text] = self.env.from_string(text)
+        return self._compiled[text].render(context)
+
+    def _static_bytes(self, relative: Path) -> bytes:
+        key = relative.as_posix()
+        if key not in self._static:
+            self._static[key] = (self.subdirectory / relative).read_bytes()
+        return self._static[key]
+
+    def render(self, answers: dict[str, Any]) -> tuple[dict[str, bytes], Callable[[str], bool]]:
+        """What Copier renders for these answers: {path: bytes}, and a matcher for _skip_if_exists paths.
+
+        Leaves out the answers file itself. Mirrors Copier's rules: files ending
+        in the templates suffix lose it and are rendered, others are copied as
+        they are, and a path part that renders empty drops the file.
+        """
+        import pathspec
+
+        context: dict[str, Any] = {key: value for key, value in answers.items() if not key.startswith("_")}
+        for key, question in self.config.items():
+            # Computed values: questions never asked, whose default derives from the answers.
+            if not key.startswith("_") and isinstance(question, dict) and question.get("when") is False:
+                default = question.get("default")
+                context[key] = self._render(default, context) if isinstance(default, str) else default
+        answers_file = self._render(self.config.get("_answers_file", ".copier-answers.yml"), context).strip()
+        context["_copier_conf"] = {"answers_file": answers_file}
+        skip = pathspec.PathSpec.from_lines(
+            "gitwildmatch", [self._render(pattern, context) for pattern in self.config.get("_skip_if_exists", [])]
+        )
+
+        files: dict[str, bytes] = {}
+        for relative in self.sources:
+            templated = relative.name.endswith(self.suffix)
+            # Copier drops the suffix before rendering a name, so a conditional
+            # file name (an if-block around "models.py", then ".jinja") can render empty.
+            name = relative.name[: -len(self.suffix)] if templated else relative.name
+            parts = [self._render(part, context) for part in [*relative.parts[:-1], name]]
+            if not all(parts):
+                continue
+            target = "/".join(parts)
+            if target == answers_file:
+                continue
+            files[target] = (
+                self.env.get_template(relative.as_posix()).render(context).encode()
+                if templated
+                else self._static_bytes(relative)
+            )
+        return files, skip.match_file
 
 
 def expected_registry(answers_files: list[AnswersFile], root: Path = PROJECT_ROOT) -> dict[str, Any]:
@@ -299,7 +340,7 @@ def check_scaffolding(root: Path = PROJECT_ROOT, latest: bool = False) -> Report
                 ))
                 continue
             try:
-                files, skipped = render_template(versions.export(src, commit), answers_file.answers)
+                files, skipped = versions.renderer(src, commit).render(answers_file.answers)
             except PluginMigrationError as error:
                 report.findings.append(Finding(answers_file.name, str(error), "make the template source reachable from here"))
                 continue

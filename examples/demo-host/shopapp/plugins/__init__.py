@@ -24,9 +24,10 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import inspect, make_url, text
+from sqlalchemy import inspect, literal, make_url, select, text, union_all
 from sqlalchemy.engine import Connection, Engine, RootTransaction
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.sql.expression import column as sql_column, table as sql_table
 
 from .registry import (
     REGISTRY_PATH,
@@ -57,6 +58,8 @@ MIGRATION_LOCK_KEY = int.from_bytes(b"plugmigr", "big")
 _DEPENDENT_OBJECTS_STILL_EXIST = "2BP01"
 
 Result = dict[str, Any]
+
+_SELECTS_PER_QUERY = 100
 
 
 @dataclass
@@ -330,8 +333,13 @@ class PluginManager:
 
     def _upgrade(self, names: list[str], revisions: dict[str, str] | None = None) -> dict[str, Result]:
         results: dict[str, Result] = {}
+        revisions = revisions or {}
         with self.migration_lock():
+            at_head = self._at_head([name for name in names if revisions.get(name, "head") == "head"])
             for name in names:
+                if name in at_head:
+                    results[name] = {"from": at_head[name], "to": at_head[name], "status": "current", "error": None}
+                    continue
                 blocked = [
                     dependency
                     for dependency in self.plugins[name].depends_on
@@ -346,12 +354,49 @@ class PluginManager:
                     }
                     continue
                 try:
-                    results[name] = self.upgrade_one(name, (revisions or {}).get(name, "head"))
+                    results[name] = self.upgrade_one(name, revisions.get(name, "head"))
                 except LockTimeout:
                     raise
                 except (PluginMigrationError, SQLAlchemyError) as error:
                     results[name] = {"from": None, "to": None, "status": "failed", "error": error_summary(error)}
         return results
+
+    def _at_head(self, names: list[str]) -> dict[str, str | None]:
+        """The plugins among ``names`` already at their head, read over one connection.
+
+        The common deploy has nothing to do; this answers it with one
+        connection and a query per hundred plugins, instead of a migration
+        transaction per plugin. A plugin not at head is left out and gets
+        its own transaction in upgrade_one(), which reads its version again.
+        """
+        with self.engine.connect() as connection:
+            recorded = self.recorded_versions(connection, names)
+        return {
+            name: versions[0]
+            for name, versions in recorded.items()
+            if len(versions) == 1 and versions[0] == self.head(name)
+        }
+
+    def recorded_versions(self, connection: Connection, names: list[str]) -> dict[str, list[str]]:
+        """Each plugin's rows in its version table (none when not installed).
+
+        The rows Alembic's MigrationContext reads, but with one UNION query
+        per hundred plugins instead of two queries per plugin, which with
+        hundreds of plugins made most of the cost of an upgrade with nothing
+        to do.
+        """
+        existing = set(inspect(connection).get_table_names())
+        recorded: dict[str, list[str]] = {name: [] for name in names}
+        selects = [
+            select(literal(name).label("plugin"), sql_column("version_num")).select_from(sql_table(version_table))
+            for name in names
+            if (version_table := self.plugins[name].version_table) in existing
+        ]
+        # SQLite allows at most 500 terms in one compound SELECT.
+        for start in range(0, len(selects), _SELECTS_PER_QUERY):
+            for name, version in connection.execute(union_all(*selects[start : start + _SELECTS_PER_QUERY])):
+                recorded[name].append(version)
+        return recorded
 
     def stamp(self, name: str, revision: str) -> Result:
         """Record ``revision`` as the plugin's current one without running any migration."""
