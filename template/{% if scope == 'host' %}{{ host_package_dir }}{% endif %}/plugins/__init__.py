@@ -274,7 +274,8 @@ class PluginManager:
         entry = self.entry(name)
         with self.engine.connect() as connection, self._begin(connection):
             before = self.current(connection, name)
-            if revision == "head" and before == self.head(name):
+            # Not installed: no need to load the chain here, command.upgrade() loads it.
+            if revision == "head" and before is not None and before == self.head(name):
                 return {"from": before, "to": before, "status": "current", "error": None}
             status = "upgraded"
             if before is None:
@@ -337,9 +338,6 @@ class PluginManager:
         with self.migration_lock():
             at_head = self._at_head([name for name in names if revisions.get(name, "head") == "head"])
             for name in names:
-                if name in at_head:
-                    results[name] = {"from": at_head[name], "to": at_head[name], "status": "current", "error": None}
-                    continue
                 blocked = [
                     dependency
                     for dependency in self.plugins[name].depends_on
@@ -352,6 +350,9 @@ class PluginManager:
                         "status": "skipped",
                         "error": f'dependency "{blocked[0]}" did not upgrade',
                     }
+                    continue
+                if name in at_head:
+                    results[name] = {"from": at_head[name], "to": at_head[name], "status": "current", "error": None}
                     continue
                 try:
                     results[name] = self.upgrade_one(name, revisions.get(name, "head"))
@@ -369,7 +370,7 @@ class PluginManager:
         transaction per plugin. A plugin not at head is left out and gets
         its own transaction in upgrade_one(), which reads its version again.
         """
-        with self.engine.connect() as connection:
+        with self.engine.connect() as connection, self._begin(connection):
             recorded = self.recorded_versions(connection, names)
         return {
             name: versions[0]
