@@ -75,6 +75,15 @@ def test_upgrade_all_reads_every_version_table_as_alembic_does(demo_host: Host) 
     assert upgrade.stdout.splitlines()[-1] == "6 plugins: 4 installed, 2 current"
 
 
+def test_a_plugin_without_revisions_is_current_not_installed(demo_host: Host) -> None:
+    (demo_host.root / "plugins/usb/migrations/versions/0001_baseline.py").unlink()
+    result = demo_host.plugin_cli("upgrade-all")
+    assert result.returncode == 0, result.stderr
+    assert "usb            current    -" in result.stdout
+    assert result.stdout.splitlines()[-1] == "6 plugins: 5 installed, 1 current"
+    assert "usb_devices" not in demo_host.database.tables()
+
+
 def test_upgrade_all_plugins_returns_results_in_dependency_order(demo_host: Host) -> None:
     result = demo_host.python(
         "import json; from shopapp.plugins import PluginManager; "

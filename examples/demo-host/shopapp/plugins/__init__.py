@@ -293,6 +293,8 @@ class PluginManager:
                     f"migration from {before or 'base'} rolled back, nothing was changed: {error_summary(error)}"
                 ) from None
             after = self.current(connection, name)
+        if after == before:  # already there (a chain without revisions, or a target it is at)
+            status = "current"
         return {"from": before, "to": after, "status": status, "error": None}
 
     def _adopt(self, connection: Connection, name: str, present: set[str]) -> None:
