@@ -11,9 +11,9 @@ Both first make .venv/ with exactly the versions pinned in requirements.txt
 Python 3.11+.
 
 `test` runs every database test on SQLite and on PostgreSQL, and `bench`
-measures on both. Each starts a throwaway PostgreSQL server for the run (installing Debian's postgresql
-package first if it is missing and this runs as root) and stops it at the
-end; set PLUGIN_MIGRATIONS_TEST_PG_URL=postgresql+psycopg://user@host/db to
+measures on both. Each starts a throwaway PostgreSQL server for the run
+(installing Debian's postgresql package first if it is missing and this runs
+as root) and stops it at the end; set PLUGIN_MIGRATIONS_TEST_PG_URL=postgresql+psycopg://user@host/db to
 use an existing server instead (the tests and benchmarks create and drop
 their own databases on it).
 """

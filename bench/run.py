@@ -164,21 +164,22 @@ def alternate(
     runs: int,
     ours: Callable[[], Sample],
     baseline: Callable[[], Sample],
-    prepare: Callable[[], None] | None = None,
 ) -> Row:
     """Measure ours and the baseline ``runs`` times each, taking turns at going first."""
     for run in range(runs):
         pair = [("ours", ours), ("baseline", baseline)]
         for which, measure in pair if run % 2 == 0 else reversed(pair):
-            if prepare is not None:
-                prepare()
             getattr(row, which).append(measure())
+    progress(row)
+    return row
+
+
+def progress(row: Row) -> None:
     print(
         f"  {row.measurement} [{row.case}]: ours {row.median('ours'):.3f} s, "
-        f"baseline {row.median('baseline'):.3f} s, ratio {row.ratio:.2f}",
+        f"baseline {row.median('baseline'):.3f} s, ratio {row.ratio:.3f}",
         flush=True,
     )
-    return row
 
 
 # -- databases -----------------------------------------------------------------
@@ -321,11 +322,7 @@ def measure_checks(settings: Settings, host_by_size: dict[int, Path]) -> list[Ro
             # The loop takes minutes beyond 50 plugins, and is over 10x slower: one run there.
             if run < (settings.naive_runs if size <= 50 else 1):
                 row.baseline.append(naive())
-        print(
-            f"  {row.measurement} [{row.case}]: ours {row.median('ours'):.3f} s, "
-            f"baseline {row.median('baseline'):.3f} s, ratio {row.ratio:.3f}",
-            flush=True,
-        )
+        progress(row)
         if size == 50:
             row.target, row.met = "ratio <= 0.1 (10x faster)", row.ratio <= 0.1
         if size == 200:

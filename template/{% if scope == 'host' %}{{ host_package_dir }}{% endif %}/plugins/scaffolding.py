@@ -192,7 +192,6 @@ class TemplateRenderer:
             **self.config.get("_envops", {}),
         )
         self._compiled: dict[str, Any] = {}
-        self._static: dict[str, bytes] = {}
         self.sources = [
             source.relative_to(self.subdirectory)
             for source in sorted(self.subdirectory.rglob("*"))
@@ -204,12 +203,6 @@ class TemplateRenderer:
         if text not in self._compiled:
             self._compiled[text] = self.env.from_string(text)
         return self._compiled[text].render(context)
-
-    def _static_bytes(self, relative: Path) -> bytes:
-        key = relative.as_posix()
-        if key not in self._static:
-            self._static[key] = (self.subdirectory / relative).read_bytes()
-        return self._static[key]
 
     def render(self, answers: dict[str, Any]) -> tuple[dict[str, bytes], Callable[[str], bool]]:
         """What Copier renders for these answers: {path: bytes}, and a matcher for _skip_if_exists paths.
@@ -247,7 +240,7 @@ class TemplateRenderer:
             files[target] = (
                 self.env.get_template(relative.as_posix()).render(context).encode()
                 if templated
-                else self._static_bytes(relative)
+                else (self.subdirectory / relative).read_bytes()
             )
         return files, skip.match_file
 

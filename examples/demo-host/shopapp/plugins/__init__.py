@@ -364,7 +364,7 @@ class PluginManager:
                     results[name] = {"from": None, "to": None, "status": "failed", "error": error_summary(error)}
         return results
 
-    def _at_head(self, names: list[str]) -> dict[str, str | None]:
+    def _at_head(self, names: list[str]) -> dict[str, str]:
         """The plugins among ``names`` already at their head, read over one connection.
 
         The common deploy has nothing to do; this answers it with one
