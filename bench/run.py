@@ -52,11 +52,13 @@ sys.path.insert(0, os.getcwd())
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, pool
-from {hosts.HOST_PACKAGE}.plugins.registry import load_metadata, load_registry
+from {hosts.HOST_PACKAGE}.plugins.metadata import load_metadata
+from {hosts.HOST_PACKAGE}.plugins.registry import Registry
+registry = Registry.load()
 engine = create_engine(os.environ["DATABASE_URL"], poolclass=pool.NullPool)
-load_metadata().create_all(engine)
+load_metadata(registry).create_all(engine)
 engine.dispose()
-for entry in load_registry().values():
+for entry in registry.entries.values():
     command.stamp(Config(str(entry.alembic_ini)), "head")
 """
 

@@ -238,7 +238,7 @@ class Host:
         """create_all() of the host's metadata (or of ``tables`` only), as an app bootstrapping without migrations does."""
         result = self.python(
             "import os, sqlalchemy as sa\n"
-            "from shopapp.plugins.registry import load_metadata\n"
+            "from shopapp.plugins.metadata import load_metadata\n"
             "metadata = load_metadata()\n"
             f"names = {tables!r}\n"
             "tables = None if names is None else [metadata.tables[name] for name in names]\n"

@@ -46,11 +46,11 @@ def test_upgrade_all_migrates_every_plugin_once_then_reports_current(demo_host: 
 READ_VERSIONS_BOTH_WAYS = """
 import json
 from alembic.runtime.migration import MigrationContext
-import shopapp.plugins as plugins
-plugins._SELECTS_PER_QUERY = 2  # several UNION queries even for six plugins
-manager = plugins.PluginManager()
-with manager.engine.connect() as connection:
-    quick = manager.recorded_versions(connection, manager.order)
+from shopapp.plugins import PluginManager, versions
+versions.SELECTS_PER_QUERY = 2  # several UNION queries even for six plugins
+manager = PluginManager()
+with manager.database.connect() as connection:
+    quick = {name: list(rows) for name, rows in versions.read_state(connection, manager.registry, manager.order).recorded.items()}
     alembic = {
         name: list(MigrationContext.configure(connection, opts={"version_table": entry.version_table}).get_current_heads())
         for name, entry in manager.plugins.items()

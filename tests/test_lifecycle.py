@@ -305,7 +305,7 @@ CORE_AUTOGENERATE = """
 import os, sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from shopapp.plugins.registry import load_metadata
+from shopapp.plugins.metadata import load_metadata
 from shopapp.plugins.alembic_template import core_include_name, core_include_object
 engine = sa.create_engine(os.environ["DATABASE_URL"])
 with engine.connect() as connection:

@@ -22,18 +22,19 @@ from pytest_alembic.tests import (  # noqa: F401  (collected here, once per plug
 from sqlalchemy import create_engine, inspect
 
 from shopapp.plugins import PluginManager
-from shopapp.plugins.checks import dependency_problems, ownership_problems
 from shopapp.plugins.alembic_template import PLUGIN_TABLE_OWNERS, get_plugin_metadata, plugin_tables
-from shopapp.plugins.registry import load_metadata, load_registry
+from shopapp.plugins.checks import check, dependency_problems, ownership_problems
+from shopapp.plugins.metadata import load_metadata
+from shopapp.plugins.registry import Registry
 
-REGISTRY = load_registry()
+REGISTRY = Registry.load()
 PLUGINS = sorted(REGISTRY)
 
 
 @pytest.fixture(params=PLUGINS)
 def alembic_config(request):
     """pytest-alembic's configuration: one per plugin chain."""
-    return Config(config_options={"file": str(REGISTRY[request.param].alembic_ini)})
+    return Config(config_options={"file": str(REGISTRY.entry(request.param).alembic_ini)})
 
 
 def test_plugins_are_registered():
@@ -43,7 +44,7 @@ def test_plugins_are_registered():
 
 @pytest.mark.parametrize("name", PLUGINS)
 def test_scaffolding_exists(name):
-    migrations = REGISTRY[name].migrations_dir
+    migrations = REGISTRY.entry(name).migrations_dir
     for relative in ("alembic.ini", "env.py", "script.py.mako", "versions"):
         assert (migrations / relative).exists(), f"{name}: {migrations / relative} is missing"
 
@@ -54,12 +55,12 @@ def test_filtered_metadata_holds_every_owned_table(name):
 
 
 def test_every_table_has_exactly_one_owner():
-    problems = ownership_problems()
+    problems = ownership_problems(REGISTRY)
     assert not problems, "\n" + "\n".join(problems)
 
 
 def test_foreign_keys_into_other_plugins_are_declared_dependencies():
-    problems = dependency_problems()
+    problems = dependency_problems(REGISTRY)
     assert not problems, "\n" + "\n".join(problems)
 
 
@@ -83,17 +84,13 @@ def test_upgrade_builds_the_same_tables_as_create_all(tmp_path):
 
     created = f"sqlite:///{tmp_path / 'created.db'}"
     engine = create_engine(created)
-    plugin_owned = [table for name in PLUGINS for table in plugin_tables(name)]
-    load_metadata().create_all(engine, tables=plugin_owned)
+    plugin_owned = [table for name in PLUGINS for table in plugin_tables(name, REGISTRY)]
+    load_metadata(REGISTRY).create_all(engine, tables=plugin_owned)
     engine.dispose()
 
     assert _columns(migrated) == _columns(created)
 
 
 def test_plugin_check_finds_no_drift():
-    manager = PluginManager("sqlite://")
-    try:
-        problems = manager.check()
-    finally:
-        manager.dispose()
+    problems = check(REGISTRY)
     assert not problems, "\n" + "\n".join(problems)

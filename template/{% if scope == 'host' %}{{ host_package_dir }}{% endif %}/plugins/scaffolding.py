@@ -8,37 +8,30 @@ then every plugin, one commit each.
 
 Only these commands need Copier's stack (Copier itself, PyYAML, pathspec,
 jinja2-ansible-filters); the other plugin commands never import this module.
-
-Why not call Copier to render: a Copier render starts a dozen git processes
-and takes a fifth of a second, per answers file. Here each recorded template
-version is fetched once (one ``git clone`` per template source, one ``git
-archive`` per version) and rendered with Jinja set up the way Copier sets it
-up. The host's generated tests prove the two agree: a freshly scaffolded host
-passes this check.
+How the template is fetched and rendered is ``rendering``'s business.
 """
 
 from __future__ import annotations
 
 import difflib
-import io
 import json
 import re
 import subprocess
 import sys
-import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .registry import PLUGINS_DIR, PROJECT_ROOT, REGISTRY_PATH, PluginMigrationError
+from .errors import PluginMigrationError
+from .registry import PROJECT_ROOT, REGISTRY_PATH
+from .rendering import TemplateVersions, git, load_yaml
+from .settings import PLUGINS_DIR
 
 ANSWERS_GLOB = ".copier-answers*.yml"
 HOST_ANSWERS = ".copier-answers.host.yml"
 CONFLICT_MARKERS = ("<<<<<<< ", ">>>>>>> ")
-# What Copier leaves out of a render by default (copier._template.DEFAULT_EXCLUDE).
-_EXCLUDED_NAMES = re.compile(r"^(~.*|.*\.py[co]|__pycache__|\.git|\.DS_Store|\.svn)$")
 _DESCRIBE = re.compile(r"^(?P<tag>.+?)(-\d+-g[0-9a-f]+)?$")
 
 
@@ -99,150 +92,11 @@ def read_answers_files(root: Path = PROJECT_ROOT) -> list[AnswersFile]:
     """Every answers file at the repository root, the host's first."""
     files = []
     for path in sorted(root.glob(ANSWERS_GLOB), key=lambda p: (p.name != HOST_ANSWERS, p.name)):
-        data = _load_yaml(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
         if not isinstance(data, dict):
             raise PluginMigrationError(f"{path.name}: not a Copier answers file (expected a mapping)")
         files.append(AnswersFile(path, data))
     return files
-
-
-def _git(*args: str, cwd: Path | None = None, stdout: int | None = subprocess.PIPE) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], cwd=cwd, stdout=stdout, stderr=subprocess.PIPE, check=False)
-
-
-class TemplateVersions:
-    """Each template source cloned once, each recorded version exported once."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self._clones: dict[str, Path] = {}
-        self._exports: dict[tuple[str, str], Path] = {}
-        self._renderers: dict[Path, TemplateRenderer] = {}
-
-    def _clone(self, src: str) -> Path:
-        if src not in self._clones:
-            target = self.workdir / f"source-{len(self._clones)}"
-            result = _git("clone", "--quiet", "--no-checkout", src, str(target))
-            if result.returncode:
-                raise PluginMigrationError(
-                    f"cannot fetch the template from {src}: {result.stderr.decode().strip().splitlines()[-1:]}"
-                )
-            self._clones[src] = target
-        return self._clones[src]
-
-    def export(self, src: str, commit: str) -> Path:
-        """The template's files at ``commit``, as a plain folder."""
-        if (src, commit) not in self._exports:
-            clone = self._clone(src)
-            archive = _git("archive", "--format=tar", commit, cwd=clone)
-            if archive.returncode:
-                raise PluginMigrationError(f"template {src} has no version {commit}: {archive.stderr.decode().strip()}")
-            target = self.workdir / f"version-{len(self._exports)}"
-            with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-                tar.extractall(target, filter="data")
-            self._exports[(src, commit)] = target
-        return self._exports[(src, commit)]
-
-    def renderer(self, src: str, commit: str) -> TemplateRenderer:
-        """The renderer of the template at ``commit`` (made once per version)."""
-        export = self.export(src, commit)
-        if export not in self._renderers:
-            self._renderers[export] = TemplateRenderer(export)
-        return self._renderers[export]
-
-    def newest_tag(self, src: str) -> str | None:
-        from packaging.version import InvalidVersion, Version
-
-        tags = _git("tag", "--list", cwd=self._clone(src)).stdout.decode().split()
-        versions = []
-        for tag in tags:
-            try:
-                versions.append((Version(tag), tag))
-            except InvalidVersion:
-                continue
-        return max(versions)[1] if versions else None
-
-
-def _load_yaml(text: str) -> Any:
-    import yaml
-
-    # libyaml's loader when PyYAML has it: the pure-Python one dominated a check of many plugins.
-    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-
-
-class TemplateRenderer:
-    """One template version, set up once to render any answers the way Copier does.
-
-    copier.yml is parsed once, the Jinja environment made once, and every
-    template string (file names, defaults, file bodies) compiled once, so
-    the check costs little more per plugin than rendering its few files.
-    """
-
-    def __init__(self, template_root: Path) -> None:
-        from jinja2 import FileSystemLoader
-        from jinja2.sandbox import SandboxedEnvironment
-
-        self.config: dict[str, Any] = _load_yaml((template_root / "copier.yml").read_text(encoding="utf-8"))
-        self.subdirectory = template_root / self.config.get("_subdirectory", "")
-        self.suffix: str = self.config.get("_templates_suffix", ".jinja")
-        self.env = SandboxedEnvironment(
-            loader=FileSystemLoader(str(self.subdirectory)),
-            extensions=["jinja2_ansible_filters.AnsibleCoreFiltersExtension"],
-            keep_trailing_newline=True,
-            **self.config.get("_envops", {}),
-        )
-        self._compiled: dict[str, Any] = {}
-        self.sources = [
-            source.relative_to(self.subdirectory)
-            for source in sorted(self.subdirectory.rglob("*"))
-            if not source.is_dir()
-            and not any(_EXCLUDED_NAMES.match(part) for part in source.relative_to(self.subdirectory).parts)
-        ]
-
-    def _render(self, text: str, context: dict[str, Any]) -> str:
-        if text not in self._compiled:
-            self._compiled[text] = self.env.from_string(text)
-        return self._compiled[text].render(context)
-
-    def render(self, answers: dict[str, Any]) -> tuple[dict[str, bytes], Callable[[str], bool]]:
-        """What Copier renders for these answers: {path: bytes}, and a matcher for _skip_if_exists paths.
-
-        Leaves out the answers file itself. Mirrors Copier's rules: files ending
-        in the templates suffix lose it and are rendered, others are copied as
-        they are, and a path part that renders empty drops the file.
-        """
-        import pathspec
-
-        context: dict[str, Any] = {key: value for key, value in answers.items() if not key.startswith("_")}
-        for key, question in self.config.items():
-            # Computed values: questions never asked, whose default derives from the answers.
-            if not key.startswith("_") and isinstance(question, dict) and question.get("when") is False:
-                default = question.get("default")
-                context[key] = self._render(default, context) if isinstance(default, str) else default
-        answers_file = self._render(self.config.get("_answers_file", ".copier-answers.yml"), context).strip()
-        context["_copier_conf"] = {"answers_file": answers_file}
-        skip = pathspec.PathSpec.from_lines(
-            "gitwildmatch", [self._render(pattern, context) for pattern in self.config.get("_skip_if_exists", [])]
-        )
-
-        files: dict[str, bytes] = {}
-        for relative in self.sources:
-            templated = relative.name.endswith(self.suffix)
-            # Copier drops the suffix before rendering a name, so a conditional
-            # file name (an if-block around "models.py", then ".jinja") can render empty.
-            name = relative.name[: -len(self.suffix)] if templated else relative.name
-            parts = [self._render(part, context) for part in [*relative.parts[:-1], name]]
-            if not all(parts):
-                continue
-            target = "/".join(parts)
-            if target == answers_file:
-                continue
-            files[target] = (
-                self.env.get_template(relative.as_posix()).render(context).encode()
-                if templated
-                else (self.subdirectory / relative).read_bytes()
-            )
-        return files, skip.match_file
 
 
 def expected_registry(answers_files: list[AnswersFile], root: Path = PROJECT_ROOT) -> dict[str, Any]:
@@ -343,7 +197,8 @@ def check_scaffolding(root: Path = PROJECT_ROOT, latest: bool = False) -> Report
                     newest[src] = versions.newest_tag(src)
                 match = _DESCRIBE.match(commit)
                 recorded = match.group("tag") if match else commit
-                if newest[src] and _older(recorded, newest[src]):
+                newest_tag = newest[src]
+                if newest_tag and _older(recorded, newest_tag):
                     report.findings.append(Finding(
                         answers_file.name,
                         f"{answers_file.label} is at template {commit}, the newest is {newest[src]}",
@@ -407,8 +262,8 @@ def sync_registry(root: Path = PROJECT_ROOT) -> bool:
 
 
 def _unmerged_or_rejected(root: Path) -> list[str]:
-    unmerged = _git("diff", "--name-only", "--diff-filter=U", cwd=root).stdout.decode().split()
-    status = _git("status", "--porcelain", "--untracked-files=all", cwd=root).stdout.decode().splitlines()
+    unmerged = git("diff", "--name-only", "--diff-filter=U", cwd=root).stdout.decode().split()
+    status = git("status", "--porcelain", "--untracked-files=all", cwd=root).stdout.decode().splitlines()
     rejected = [line[3:] for line in status if line.endswith(".rej")]
     marked = []
     for line in status:
@@ -427,7 +282,7 @@ def update_scaffolding(root: Path = PROJECT_ROOT, vcs_ref: str | None = None, ec
     after committing the resolution to update the rest. Returns how many
     scaffolds changed.
     """
-    if _git("status", "--porcelain", cwd=root).stdout.strip():
+    if git("status", "--porcelain", cwd=root).stdout.strip():
         raise PluginMigrationError("the working tree has uncommitted changes; commit or stash them first (copier update needs a clean tree)")
     changed = 0
     for answers_file in read_answers_files(root):
@@ -448,11 +303,11 @@ def update_scaffolding(root: Path = PROJECT_ROOT, vcs_ref: str | None = None, ec
                 f"(and apply then delete any .rej files), commit, then run `python -m {__package__} update-scaffolding` "
                 f"again to update the rest"
             )
-        if _git("status", "--porcelain", cwd=root).stdout.strip():
+        if git("status", "--porcelain", cwd=root).stdout.strip():
             updated = next(a for a in read_answers_files(root) if a.name == answers_file.name)
             recorded = updated.source[1]
-            _git("add", "--all", cwd=root)
-            commit = _git("commit", "--quiet", "-m", f"Update {answers_file.label} scaffolding to template {recorded}", cwd=root)
+            git("add", "--all", cwd=root)
+            commit = git("commit", "--quiet", "-m", f"Update {answers_file.label} scaffolding to template {recorded}", cwd=root)
             if commit.returncode:
                 raise PluginMigrationError(f"git commit failed: {commit.stderr.decode().strip()}")
             changed += 1

@@ -2,8 +2,10 @@
 
 ``python -m <host>.plugins COMMAND`` reads the database from DATABASE_URL;
 ``flask --app APP plugin COMMAND`` (after ``init_app(app)``) from the app.
-Each command is a thin delegation to PluginManager; every failure becomes one
-``Error: ...`` line on stderr and exit status 1.
+Each command is a thin delegation to PluginManager (or, for the commands
+that need no database, to the module that does the work); every failure
+goes through ``fails_cleanly`` and becomes one ``Error: ...`` line on stderr
+and exit status 1.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from alembic.util import CommandError
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import PluginManager
-from .registry import PluginMigrationError, RegistryError, error_summary
+from .checks import check as check_chains
+from .errors import PluginMigrationError, RegistryError, error_summary
+from .outcomes import UPGRADE_STATUSES, Outcome, Status
+from .registry import Registry
 
-DatabaseUrl = Callable[[], "str | None"]
 
-
-def _fails_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
+def fails_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
     """Turn the errors a user can act on into click's one-line ``Error: ...`` and exit 1."""
 
     @functools.wraps(command)
@@ -39,8 +42,7 @@ def _fails_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _manager(ctx: click.Context, lock_timeout: float | None = None) -> PluginManager:
-    database_url: DatabaseUrl = ctx.obj
-    manager = PluginManager(database_url(), lock_timeout=lock_timeout)
+    manager = PluginManager(lock_timeout=lock_timeout, app=ctx.obj)
     ctx.call_on_close(manager.dispose)
     return manager
 
@@ -56,56 +58,47 @@ def _writing_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--sql", "sql", is_flag=True, help="Print the SQL instead of running it.")(command)
 
 
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
 def _print_table(headers: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
     for row in [headers, *rows]:
         click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
-#: Upgrade outcomes, in the order the summary line counts them.
-OUTCOMES = ("installed", "adopted", "upgraded", "current", "failed", "skipped")
-
-
-def _detail(result: dict[str, Any]) -> str:
-    status = result["status"]
-    if status in ("installed", "adopted"):
-        return f"{status} at {result['to']}"
-    if status == "upgraded":
-        return f"{result['from']} -> {result['to']}"
-    if status == "current":
-        return result["to"] or "-"
-    return result["error"] or "-"
-
-
-def _print_results(results: dict[str, dict[str, Any]]) -> None:
-    """Print upgrade results, a summary line, and fail when any plugin failed."""
-    _print_table(["plugin", "result", "detail"], [[name, r["status"], _detail(r)] for name, r in results.items()])
-    counts = {status: sum(r["status"] == status for r in results.values()) for status in OUTCOMES}
-    plugins = "plugin" if len(results) == 1 else "plugins"
-    click.echo(f"{len(results)} {plugins}: " + ", ".join(f"{n} {status}" for status, n in counts.items() if n))
-    failed = [f'plugin "{name}" failed: {result["error"]}' for name, result in results.items() if result["status"] == "failed"]
-    skipped = [name for name, result in results.items() if result["status"] == "skipped"]
+def _print_outcomes(outcomes: dict[str, Outcome], as_json: bool = False) -> None:
+    """Print upgrade outcomes (a table and a summary line, or JSON), and fail when any plugin failed."""
+    if as_json:
+        click.echo(json.dumps({name: outcome.as_dict() for name, outcome in outcomes.items()}, indent=2))
+    else:
+        _print_table(["plugin", "result", "detail"], [[name, o.status, o.detail()] for name, o in outcomes.items()])
+        counts = {status: sum(o.status is status for o in outcomes.values()) for status in UPGRADE_STATUSES}
+        plugins = "plugin" if len(outcomes) == 1 else "plugins"
+        click.echo(f"{len(outcomes)} {plugins}: " + ", ".join(f"{n} {status}" for status, n in counts.items() if n))
+    failed = [f'plugin "{name}" failed: {o.error}' for name, o in outcomes.items() if o.status is Status.FAILED]
+    skipped = [name for name, o in outcomes.items() if o.status is Status.SKIPPED]
     if failed:
         skipped_note = f"; skipped as their dependencies failed: {', '.join(skipped)}" if skipped else ""
         raise click.ClickException("; ".join(failed) + skipped_note + "; fix and run the command again")
 
 
 @click.command("list")
-@_fails_cleanly
+@fails_cleanly
 def list_plugins() -> None:
     """List registered plugins, their tables and dependencies (no database needed)."""
-    manager = PluginManager()
+    registry = PluginManager().registry
     rows = [
-        [name, ", ".join(manager.plugins[name].tables), ", ".join(manager.plugins[name].depends_on) or "-"]
-        for name in manager.order
+        [name, ", ".join(registry.entry(name).tables), ", ".join(registry.entry(name).depends_on) or "-"]
+        for name in registry.order
     ]
     _print_table(["plugin", "tables", "depends on"], rows)
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@_json_option
 @click.pass_context
-@_fails_cleanly
+@fails_cleanly
 def status(ctx: click.Context, as_json: bool) -> None:
     """Show each plugin's current revision, head and pending revisions."""
     statuses = _manager(ctx).status()
@@ -116,32 +109,35 @@ def status(ctx: click.Context, as_json: bool) -> None:
     _print_table(["plugin", "current", "head", "pending"], rows)
 
 
+def _upgrade(ctx: click.Context, name: str | None, revision: str, sql: bool, lock_timeout: float | None, as_json: bool) -> None:
+    """migrate and upgrade-all: one plan, run or (with --sql) printed."""
+    manager = _manager(ctx, lock_timeout)
+    if sql:
+        click.echo(manager.upgrade_sql(name, revision), nl=False)
+        return
+    _print_outcomes(manager.upgrade(name, revision), as_json)
+
+
 @click.command()
 @click.argument("name")
 @click.option("--revision", default="head", show_default=True, help="Revision to upgrade to.")
 @_writing_options
+@_json_option
 @click.pass_context
-@_fails_cleanly
-def migrate(ctx: click.Context, name: str, revision: str, sql: bool, lock_timeout: float | None) -> None:
+@fails_cleanly
+def migrate(ctx: click.Context, name: str, revision: str, sql: bool, lock_timeout: float | None, as_json: bool) -> None:
     """Upgrade plugin NAME (after the plugins it depends on)."""
-    manager = _manager(ctx, lock_timeout)
-    if sql:
-        click.echo(manager.migrate_sql(name, revision), nl=False)
-        return
-    _print_results(manager.migrate(name, revision))
+    _upgrade(ctx, name, revision, sql, lock_timeout, as_json)
 
 
 @click.command("upgrade-all")
 @_writing_options
+@_json_option
 @click.pass_context
-@_fails_cleanly
-def upgrade_all(ctx: click.Context, sql: bool, lock_timeout: float | None) -> None:
+@fails_cleanly
+def upgrade_all(ctx: click.Context, sql: bool, lock_timeout: float | None, as_json: bool) -> None:
     """Run every plugin's pending migrations, dependencies first."""
-    manager = _manager(ctx, lock_timeout)
-    if sql:
-        click.echo(manager.upgrade_sql(), nl=False)
-        return
-    _print_results(manager.upgrade_all_plugins())
+    _upgrade(ctx, None, "head", sql, lock_timeout, as_json)
 
 
 @click.command()
@@ -150,7 +146,7 @@ def upgrade_all(ctx: click.Context, sql: bool, lock_timeout: float | None) -> No
 @click.option("--yes", is_flag=True, help="Drop tables without asking (for scripts).")
 @_writing_options
 @click.pass_context
-@_fails_cleanly
+@fails_cleanly
 def downgrade(ctx: click.Context, name: str, revision: str, yes: bool, sql: bool, lock_timeout: float | None) -> None:
     """Downgrade plugin NAME to REVISION (use "base" to remove it); asks before dropping tables."""
     manager = _manager(ctx, lock_timeout)
@@ -168,17 +164,17 @@ def downgrade(ctx: click.Context, name: str, revision: str, yes: bool, sql: bool
             click.echo(err=True)
             return False
 
-    result = manager.downgrade(name, revision, confirm)
-    if result["status"] == "aborted":
+    outcome = manager.downgrade(name, revision, confirm)
+    if outcome.status is Status.ABORTED:
         raise click.ClickException(f'downgrade of "{name}" aborted; nothing was changed (pass --yes to drop the tables)')
-    dropped = f"; dropped {', '.join(result['dropped'])}" if result["dropped"] else ""
-    click.echo(f"{name}: {result['from'] or 'base'} -> {result['to'] or 'base'}{dropped}")
+    dropped = f"; dropped {', '.join(outcome.dropped)}" if outcome.dropped else ""
+    click.echo(f"{name}: {outcome.from_revision or 'base'} -> {outcome.to_revision or 'base'}{dropped}")
 
 
 @click.command()
 @click.argument("name")
 @click.pass_context
-@_fails_cleanly
+@fails_cleanly
 def history(ctx: click.Context, name: str) -> None:
     """Show plugin NAME's revisions, newest first."""
     for revision in _manager(ctx).history(name):
@@ -192,7 +188,7 @@ def history(ctx: click.Context, name: str) -> None:
 @click.option("-m", "--message", required=True, help="What the revision does.")
 @click.option("--autogenerate", is_flag=True, help="Fill it with how NAME's models differ from the database (at NAME's head).")
 @click.pass_context
-@_fails_cleanly
+@fails_cleanly
 def revision(ctx: click.Context, name: str, message: str, autogenerate: bool) -> None:
     """Write a new revision into plugin NAME's chain (freezing its baseline first when the chain grows)."""
     path = _manager(ctx).revision(name, message, autogenerate)
@@ -203,17 +199,17 @@ def revision(ctx: click.Context, name: str, message: str, autogenerate: bool) ->
 @click.argument("name")
 @click.argument("revision")
 @click.pass_context
-@_fails_cleanly
+@fails_cleanly
 def stamp(ctx: click.Context, name: str, revision: str) -> None:
     """Record REVISION as plugin NAME's current revision without running migrations."""
-    result = _manager(ctx).stamp(name, revision)
-    click.echo(f"{name}: stamped {result['to'] or 'base'} (was {result['from'] or 'base'})")
+    outcome = _manager(ctx).stamp(name, revision)
+    click.echo(f"{name}: stamped {outcome.to_revision or 'base'} (was {outcome.from_revision or 'base'})")
 
 
 @click.command("freeze-baseline")
 @click.argument("name")
 @click.pass_context
-@_fails_cleanly
+@fails_cleanly
 def freeze_baseline(ctx: click.Context, name: str) -> None:
     """Freeze plugin NAME's baseline from a database at its baseline revision (`revision` does this by itself)."""
     click.echo(f"wrote {_manager(ctx).freeze_baseline(name)}")
@@ -221,18 +217,13 @@ def freeze_baseline(ctx: click.Context, name: str) -> None:
 
 @click.command()
 @click.argument("names", nargs=-1, metavar="[NAME]...")
-@_fails_cleanly
+@fails_cleanly
 def check(names: tuple[str, ...]) -> None:
     """Fail when models, registry and migrations disagree (no database needed)."""
     try:
-        manager = PluginManager("sqlite://")
+        problems = check_chains(Registry.load(), list(names) or None)
     except RegistryError as error:
         problems = [str(error)]
-    else:
-        try:
-            problems = manager.check(list(names) or None)
-        finally:
-            manager.dispose()
     for problem in problems:
         click.echo(problem)
     if problems:
@@ -242,7 +233,7 @@ def check(names: tuple[str, ...]) -> None:
 
 @click.command("check-scaffolding")
 @click.option("--latest", is_flag=True, help="Also report scaffolds behind the newest template version (exit 2 if that is all).")
-@_fails_cleanly
+@fails_cleanly
 def check_scaffolding(latest: bool) -> None:
     """Check that generated files and the registry are what the template generates (needs Copier)."""
     from .scaffolding import check_scaffolding as check
@@ -260,7 +251,7 @@ def check_scaffolding(latest: bool) -> None:
 
 
 @click.command("sync-registry")
-@_fails_cleanly
+@fails_cleanly
 def sync_registry() -> None:
     """Rewrite registry.json from the plugins' answers files (needs PyYAML, which Copier brings)."""
     from .scaffolding import sync_registry as sync
@@ -270,7 +261,7 @@ def sync_registry() -> None:
 
 @click.command("update-scaffolding")
 @click.option("--vcs-ref", default=None, help="Template version to update to [default: the newest].")
-@_fails_cleanly
+@fails_cleanly
 def update_scaffolding(vcs_ref: str | None) -> None:
     """copier update the host, then every plugin, one commit each; stops at the first conflict."""
     from .scaffolding import update_scaffolding as update
@@ -296,13 +287,13 @@ COMMANDS = [
 ]
 
 
-def make_cli(database_url: DatabaseUrl) -> click.Group:
-    """The ``plugin`` command group, reading the database from ``database_url()``."""
+def make_cli(app: Any = None) -> click.Group:
+    """The ``plugin`` command group; with a Flask ``app``, its database is the default one."""
 
     @click.group("plugin", commands=COMMANDS)
     @click.pass_context
     def plugin(ctx: click.Context) -> None:
         """Per-plugin database migrations: one Alembic chain per plugin."""
-        ctx.obj = database_url
+        ctx.obj = app
 
     return plugin

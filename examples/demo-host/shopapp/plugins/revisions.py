@@ -1,0 +1,68 @@
+"""Writing into a plugin's chain: its next revision, and its frozen baseline when the chain first grows."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from alembic import command
+from alembic.util import CommandError
+
+from .baseline import render_frozen_baseline
+from .chains import Chains
+from .errors import PluginMigrationError
+from .versions import current_revision
+
+_NUMBERED = re.compile(r"(\d{4})_")
+
+
+def next_revision_id(chains: Chains, name: str) -> str:
+    """A readable id, unique across plugins: NNNN_NAME (at most 23 characters for an 18-character name)."""
+    numbers = [
+        int(match.group(1))
+        for revision in chains.script(name).walk_revisions()
+        if (match := _NUMBERED.match(revision.revision))
+    ]
+    return f"{max(numbers, default=1) + 1:04d}_{name}"
+
+
+def freeze_baseline(chains: Chains, name: str) -> Path:
+    """Write the plugin's frozen baseline from a database that is at the baseline revision."""
+    entry = chains.registry.entry(name)
+    path = entry.frozen_baseline
+    if path.exists():
+        raise PluginMigrationError(f'plugin "{name}" already has a frozen baseline: {path}')
+    baseline = chains.baseline_revision(name)
+    with chains.database.connect() as connection:
+        current = current_revision(connection, entry)
+        if current != baseline:
+            raise PluginMigrationError(
+                f'plugin "{name}": freezing its baseline needs a database at {baseline}, which the baseline '
+                f"built; this one is at {current or 'no revision'}. Run `migrate {name} --revision {baseline}` on "
+                f"a database made before your model changes (or your production copy), then try again"
+            )
+        path.write_text(render_frozen_baseline(entry, connection, baseline), encoding="utf-8")
+    return path
+
+
+def write_revision(chains: Chains, name: str, message: str, autogenerate: bool = False) -> Path:
+    """Write a new revision into the plugin's own chain; freeze the baseline first when the chain grows.
+
+    With ``autogenerate`` the database must be at the plugin's head; the
+    revision then holds exactly how the plugin's models differ from it.
+    """
+    entry = chains.registry.entry(name)
+    if chains.revision_count(name) == 1 and not entry.frozen_baseline.exists():
+        freeze_baseline(chains, name)
+    revision_id = next_revision_id(chains, name)
+    with chains.database.connect() as connection:
+        try:
+            script = command.revision(
+                chains.config(name, connection), message=message, autogenerate=autogenerate, rev_id=revision_id
+            )
+        except CommandError as error:
+            raise PluginMigrationError(f'plugin "{name}": {error}') from None
+    chains.forget(name)
+    if script is None or isinstance(script, list):
+        raise PluginMigrationError(f'plugin "{name}": Alembic wrote no single revision file')
+    return Path(script.path)

@@ -1,0 +1,138 @@
+"""Running a plan, or printing it: upgrades, adoption and stamps, one transaction per plugin.
+
+``apply`` and ``preview`` consume the same ``plan.make_plan`` steps. The run
+takes the migrator lock, reads every version table in one go, and opens a
+transaction only for plugins with something to do; inside it, the step is
+decided again (with ``plan.decide``) from what the transaction sees.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from functools import partial
+
+from alembic import command
+from alembic.util import CommandError
+from sqlalchemy.exc import SQLAlchemyError
+
+from .chains import Chains
+from .compare import differences
+from .errors import LockTimeout, PluginMigrationError, error_summary
+from .outcomes import Outcome, Status
+from .plan import Action, Step, adoption_hint, decide, make_plan
+from .versions import DatabaseState, current_revision, read_state
+
+
+def apply(chains: Chains, names: Sequence[str], targets: Mapping[str, str]) -> dict[str, Outcome]:
+    """Upgrade ``names`` (dependencies first) to their targets; a failure skips that plugin's dependents only.
+
+    A failed plugin keeps its schema and version row; plugins that do not
+    depend on it still run.
+    """
+    database = chains.database
+    outcomes: dict[str, Outcome] = {}
+    with database.migration_lock():
+        with database.connect() as connection, database.begin(connection):
+            steps = make_plan(chains, read_state(connection, chains.registry, names), names, targets)
+        for step in steps:
+            blocked = next(
+                (dep for dep in chains.registry.entry(step.plugin).depends_on
+                 if dep in outcomes and not outcomes[dep].succeeded),
+                None,
+            )
+            if blocked is not None:
+                outcomes[step.plugin] = Outcome(
+                    step.plugin, Status.SKIPPED, error=f'dependency "{blocked}" did not upgrade'
+                )
+            elif step.action is Action.CURRENT:
+                outcomes[step.plugin] = Outcome(step.plugin, Status.CURRENT, step.current, step.current)
+            else:
+                outcomes[step.plugin] = _apply_one(chains, step.plugin, step.target)
+    return outcomes
+
+
+def _apply_one(chains: Chains, name: str, target: str) -> Outcome:
+    """One plugin's step in its own transaction; any failure rolls it back and is reported, not raised."""
+    try:
+        return _run_step(chains, name, target)
+    except LockTimeout:
+        raise
+    except (PluginMigrationError, SQLAlchemyError) as error:
+        return Outcome(name, Status.FAILED, error=error_summary(error))
+
+
+def _run_step(chains: Chains, name: str, target: str) -> Outcome:
+    database, entry = chains.database, chains.registry.entry(name)
+    with database.connect() as connection, database.begin(connection):
+        state = read_state(connection, chains.registry, [name])
+        step = decide(entry, state.recorded[name], target, partial(chains.head, name), state.tables)
+        if step.action is Action.CURRENT:
+            return Outcome(name, Status.CURRENT, step.current, step.current)
+        if step.action is Action.REFUSE:
+            raise PluginMigrationError(step.reason)
+        if step.action is Action.ADOPT:
+            found = differences(connection, chains.registry, name)
+            if found:
+                raise PluginMigrationError(
+                    f"refusing to adopt existing tables that differ from the models, nothing was changed: "
+                    f"{'; '.join(found)}; {adoption_hint(name)}"
+                )
+            command.stamp(chains.config(name, connection), "head")
+            return Outcome(name, Status.ADOPTED, None, chains.head(name))
+        try:
+            command.upgrade(chains.config(name, connection), target)
+        except CommandError as error:
+            raise PluginMigrationError(str(error)) from None
+        except SQLAlchemyError as error:
+            raise PluginMigrationError(
+                f"migration from {step.current or 'base'} rolled back, nothing was changed: {error_summary(error)}"
+            ) from None
+        after = current_revision(connection, entry)
+    if after == step.current:  # already there (a chain without revisions, or a target it is at)
+        return Outcome(name, Status.CURRENT, after, after)
+    return Outcome(name, Status.INSTALLED if step.current is None else Status.UPGRADED, step.current, after)
+
+
+def preview(chains: Chains, names: Sequence[str], targets: Mapping[str, str]) -> str:
+    """The SQL that ``apply`` would run, plugin by plugin from each one's current revision; changes nothing."""
+    database = chains.database
+    state = None
+    if not database.missing_sqlite_file():  # connecting would create it: --sql must change nothing
+        with database.connect() as connection:
+            state = read_state(connection, chains.registry, names)
+    steps = make_plan(chains, state or _empty_state(), names, targets)
+    return "\n".join(script for step in steps if (script := _step_sql(chains, step)))
+
+
+def _empty_state() -> DatabaseState:
+    return DatabaseState(frozenset(), {})
+
+
+def _step_sql(chains: Chains, step: Step) -> str:
+    name = step.plugin
+    if step.action is Action.CURRENT or (step.action is Action.INSTALL and chains.head(name) is None):
+        return ""
+    if step.action in (Action.REFUSE, Action.SKIP):
+        verdict = "refused" if step.action is Action.REFUSE else "skipped"
+        return f"-- plugin {name}: {verdict}, nothing would be changed: {step.reason}\n"
+    buffer = io.StringIO()
+    config = chains.config(name, sql_buffer=buffer)
+    if step.action is Action.ADOPT:
+        command.stamp(config, "head", sql=True)
+        return f"-- plugin {name}: adopted at {chains.head(name)} if its tables match the models (no DDL)\n{buffer.getvalue()}"
+    start = f"{step.current}:" if step.current else ""
+    command.upgrade(config, f"{start}{step.target}", sql=True)
+    return f"-- plugin {name}: {step.current or 'base'} -> {step.target}\n{buffer.getvalue()}"
+
+
+def stamp(chains: Chains, name: str, revision: str) -> Outcome:
+    """Record ``revision`` as the plugin's current one without running any migration."""
+    database, entry = chains.database, chains.registry.entry(name)
+    with database.migration_lock(), database.connect() as connection, database.begin(connection):
+        before = current_revision(connection, entry)
+        try:
+            command.stamp(chains.config(name, connection), revision, purge=True)
+        except CommandError as error:
+            raise PluginMigrationError(f'plugin "{name}": {error}') from None
+        return Outcome(name, Status.STAMPED, before, current_revision(connection, entry))

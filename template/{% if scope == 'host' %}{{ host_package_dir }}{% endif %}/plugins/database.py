@@ -1,0 +1,168 @@
+"""The database the plugins migrate: where it is, how to connect, and who may migrate it.
+
+This module alone reads ``DATABASE_URL``. It resolves the URL (a command's
+option, the environment, the Flask app's configuration, ``alembic.ini``),
+makes engines (no pooling; transactional DDL on SQLite), and owns the
+migrator lock and its timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, make_url, pool, text
+from sqlalchemy.engine import Connection, Engine, RootTransaction
+from sqlalchemy.exc import SQLAlchemyError
+
+from .errors import LockTimeout, PluginMigrationError
+
+#: Seconds a migrator waits for another one to finish before giving up.
+DEFAULT_LOCK_TIMEOUT = 300.0
+
+#: PostgreSQL advisory lock key ("plugmigr") held by whoever migrates plugins.
+MIGRATION_LOCK_KEY = int.from_bytes(b"plugmigr", "big")
+
+NO_DATABASE = "no database configured: set DATABASE_URL (for example sqlite:///app.db)"
+
+
+def resolve_url(explicit: str | None = None, *, app: Any = None, ini_url: str | None = None) -> str:
+    """The database to migrate, first found: ``explicit``, ``DATABASE_URL``, the Flask ``app``'s, ``ini_url``.
+
+    A Flask app's URL is its Flask-SQLAlchemy engine's (which resolves a
+    relative SQLite path the way the app does), else ``SQLALCHEMY_DATABASE_URI``.
+    """
+    url = explicit or os.environ.get("DATABASE_URL") or (_flask_url(app) if app is not None else None) or ini_url
+    if not url:
+        raise PluginMigrationError(NO_DATABASE)
+    return url
+
+
+def _flask_url(app: Any) -> str | None:
+    extension = app.extensions.get("sqlalchemy")
+    if extension is not None:
+        with app.app_context():
+            return str(extension.engine.url.render_as_string(hide_password=False))
+    uri = app.config.get("SQLALCHEMY_DATABASE_URI")
+    return str(uri) if uri else None
+
+
+def backend_name(url: str) -> str:
+    """"sqlite", "postgresql", ... from a URL, without importing its driver."""
+    return make_url(url).get_backend_name()
+
+
+def make_engine(url: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> Engine:
+    """An engine for migrations: no pooling, and transactional DDL on SQLite too."""
+    is_sqlite = backend_name(url) == "sqlite"
+    engine = create_engine(url, poolclass=pool.NullPool, connect_args={"timeout": lock_timeout} if is_sqlite else {})
+    if is_sqlite:
+        _enable_sqlite_transactional_ddl(engine)
+    return engine
+
+
+def _enable_sqlite_transactional_ddl(engine: Engine) -> None:
+    # pysqlite only opens a transaction before INSERT/UPDATE/DELETE, so CREATE
+    # and DROP would autocommit one by one. Let SQLAlchemy emit BEGIN itself so
+    # a plugin's migration commits or rolls back as a whole (SQLAlchemy's
+    # documented recipe for SQLite transactional DDL). IMMEDIATE takes the
+    # write lock at once: a second migrator waits (up to the connect timeout)
+    # and then sees the first one's committed version row instead of racing it.
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    """One database to migrate: its URL (resolved on first use), its engine, and its migrator lock."""
+
+    def __init__(self, url: str | None = None, lock_timeout: float | None = None, app: Any = None) -> None:
+        self._explicit_url = url
+        self._app = app
+        self._url: str | None = None
+        self.lock_timeout = DEFAULT_LOCK_TIMEOUT if lock_timeout is None else lock_timeout
+        self._engine: Engine | None = None
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            self._url = resolve_url(self._explicit_url, app=self._app)
+        return self._url
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = make_engine(self.url, self.lock_timeout)
+        return self._engine
+
+    @property
+    def backend(self) -> str:
+        return backend_name(self.url)
+
+    def dispose(self) -> None:
+        """Close the connections (the engine is made again on next use)."""
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    def connect(self) -> Connection:
+        return self.engine.connect()
+
+    def begin(self, connection: Connection) -> RootTransaction:
+        """Begin a migration transaction; on SQLite this waits for the write lock (BEGIN IMMEDIATE)."""
+        try:
+            return connection.begin()
+        except SQLAlchemyError as error:
+            if self.backend == "sqlite" and "database is locked" in str(getattr(error, "orig", error)):
+                raise self.lock_timeout_error() from None
+            raise
+
+    def lock_timeout_error(self) -> LockTimeout:
+        return LockTimeout(
+            f"another migrator has held this database's migration lock for {self.lock_timeout:g} s, "
+            f"nothing was changed; let it finish, or wait longer with --lock-timeout"
+        )
+
+    @contextmanager
+    def migration_lock(self) -> Iterator[None]:
+        """Be the only migrator of this database until the block ends.
+
+        PostgreSQL: a session-level advisory lock, polled until lock_timeout.
+        SQLite: nothing here; every migration transaction starts with BEGIN
+        IMMEDIATE, which waits (up to lock_timeout) for the database's write lock.
+        """
+        if self.backend != "postgresql":
+            yield
+            return
+        with self.connect() as connection:
+            deadline = time.monotonic() + self.lock_timeout
+            acquire = text("SELECT pg_try_advisory_lock(:key)")
+            while not connection.scalar(acquire, {"key": MIGRATION_LOCK_KEY}):
+                connection.rollback()
+                if time.monotonic() >= deadline:
+                    raise self.lock_timeout_error()
+                time.sleep(0.1)
+            connection.commit()
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                connection.commit()
+
+    def missing_sqlite_file(self) -> bool:
+        """A SQLite file that does not exist yet (connecting would create it)."""
+        url = make_url(self.url)
+        return (
+            url.get_backend_name() == "sqlite"
+            and bool(url.database)
+            and url.database != ":memory:"
+            and not Path(str(url.database)).exists()
+        )
