@@ -1,0 +1,336 @@
+"""Unit tests of the host runtime's modules, in process.
+
+The runtime is imported from the demo host built once per test session (the
+``demo_host_template`` fixture), as its own code imports it: ``shopapp.plugins``.
+Registries and databases the tests need are made in ``tmp_path``; the host is
+only read. What only a process can show (exit codes, both CLI doors, the
+lock across processes) stays in the end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import json
+import sqlite3
+import sys
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+MODULES = (
+    "alembic_template", "baseline", "chains", "checks", "cli", "compare", "database", "downgrade", "errors",
+    "metadata", "outcomes", "plan", "registry", "rendering", "revisions", "scaffolding", "upgrade", "versions",
+)
+
+
+@pytest.fixture(scope="session")
+def rt(demo_host_template: Path) -> SimpleNamespace:
+    """The runtime's modules, imported from the session's demo host (``rt.registry``, ``rt.plan``, ...)."""
+    if str(demo_host_template) not in sys.path:
+        sys.path.insert(0, str(demo_host_template))
+    package = importlib.import_module("shopapp.plugins")
+    assert Path(package.__file__).is_relative_to(demo_host_template), "another shopapp was imported first"
+    modules: dict[str, ModuleType] = {name: importlib.import_module(f"shopapp.plugins.{name}") for name in MODULES}
+    return SimpleNamespace(package=package, root=demo_host_template, **modules)
+
+
+def make_registry(rt: SimpleNamespace, root: Path, plugins: dict[str, object], scaffold: tuple[str, ...] = ()) -> Path:
+    """A registry.json under ``root`` holding ``plugins``, and plugin folders with migrations for ``scaffold``."""
+    for name in scaffold:
+        migrations = root / "plugins" / name / "migrations"
+        migrations.mkdir(parents=True)
+        (migrations.parent / "__init__.py").write_text("")
+        (migrations / "alembic.ini").write_text("[alembic]\n")
+    path = root / "registry.json"
+    path.write_text(json.dumps({"plugins": plugins}))
+    return path
+
+
+def load(rt: SimpleNamespace, root: Path, plugins: dict[str, object], scaffold: tuple[str, ...] = ()):
+    return rt.registry.Registry.load(make_registry(rt, root, plugins, scaffold), root, "plugins")
+
+
+def entry(tables: list[str], depends_on: list[str] | None = None) -> dict[str, object]:
+    return {"tables": tables, "depends_on": depends_on or []}
+
+
+# -- registry ---------------------------------------------------------------------------------------
+
+
+def test_the_demo_registry_derives_order_owners_and_folders(rt: SimpleNamespace) -> None:
+    registry = rt.registry.Registry.load()
+    assert registry.order == ("equipment", "network", "notifications", "computers", "printers", "usb")
+    assert registry.dependencies("usb") == ["equipment", "network", "computers"]
+    assert registry.owner_of("subnets") == "network" and registry.owner_of("accounts") is None
+    assert registry.entry("usb").folder == rt.root / "plugins" / "usb"
+    assert registry.entry("usb").version_table == "alembic_version_usb"
+    assert registry.problems() == []
+    assert dict(rt.alembic_template.PLUGIN_TABLE_OWNERS) == {name: e.tables for name, e in registry.entries.items()}
+
+
+def test_a_registry_value_cannot_be_changed(rt: SimpleNamespace, tmp_path: Path) -> None:
+    registry = load(rt, tmp_path, {"a": entry(["t"])}, scaffold=("a",))
+    with pytest.raises(AttributeError):
+        registry.path = tmp_path  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        registry.entries["b"] = registry.entries["a"]  # type: ignore[index]
+
+
+UNREADABLE = [
+    pytest.param("{not json", "not valid JSON", id="malformed"),
+    pytest.param("[]", 'expected an object with a "plugins" object, found NoneType', id="not-an-object"),
+    pytest.param('{"plugins": {"a": []}}', 'entry "a" must be an object with "tables" and "depends_on"', id="entry-not-object"),
+    pytest.param('{"plugins": {"a": {"tables": "t"}}}', 'entry "a": "tables" must be a non-empty list', id="tables-string"),
+    pytest.param('{"plugins": {"a": {"tables": ["t"], "depends_on": [1]}}}', '"depends_on" must be a list', id="depends-on-ints"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), UNREADABLE)
+def test_an_unreadable_registry_is_refused_naming_the_file(rt: SimpleNamespace, tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "registry.json"
+    path.write_text(text)
+    with pytest.raises(rt.errors.RegistryError) as raised:
+        rt.registry.Registry.load(path, tmp_path, "plugins")
+    assert str(raised.value).startswith(f"{path}: ") and message in str(raised.value)
+
+
+PROBLEMS = [
+    pytest.param({"Net-Work": entry(["t"])}, ("Net-Work",), 'entry "Net-Work": not a valid plugin name', id="bad-name"),
+    pytest.param({"evil\n": entry(["t"])}, (), 'entry "evil\n": not a valid plugin name', id="trailing-newline-name"),
+    pytest.param({"a": entry(["t\n"])}, ("a",), 'entry "a": "t\n" is not a valid table name', id="trailing-newline-table"),
+    pytest.param({"a": entry(["t"])}, (), 'entry "a" has no scaffolding', id="no-scaffolding"),
+    pytest.param({"a": entry(["t"]), "b": entry(["t"])}, ("a", "b"), 'table "t" is owned by 2 plugins (a, b)', id="owned-twice"),
+    pytest.param({"a": entry(["t"])}, ("a", "b"), "plugins/b has migrations but no entry", id="folder-without-entry"),
+    pytest.param({"a": entry(["t"], ["ghost"])}, ("a",), 'plugin "a" depends on "ghost", which is not registered',
+                 id="unknown-dependency"),
+    pytest.param({"a": entry(["t"], ["b"]), "b": entry(["u"], ["a"])}, ("a", "b"), "dependency cycle between plugins",
+                 id="cycle"),
+]
+
+
+@pytest.mark.parametrize(("plugins", "scaffold", "problem"), PROBLEMS)
+def test_each_registry_problem_is_found_once_with_its_fix(
+    rt: SimpleNamespace, tmp_path: Path, plugins: dict[str, object], scaffold: tuple[str, ...], problem: str
+) -> None:
+    registry = load(rt, tmp_path, plugins, scaffold)
+    problems = registry.problems()
+    [found] = [p for p in problems if str(p).startswith(problem)]
+    assert found.fix and str(found) == f"{found.text}; {found.fix}"
+    # The start-up refusal says exactly what check lists: the first problem, word for word.
+    with pytest.raises(rt.errors.RegistryError) as raised:
+        registry.require_sound()
+    assert str(raised.value) == f"{registry.path}: {problems[0]}"
+
+
+def test_order_puts_dependencies_first_and_ties_alphabetically(rt: SimpleNamespace, tmp_path: Path) -> None:
+    plugins = {"c": entry(["tc"], ["b"]), "b": entry(["tb"]), "a": entry(["ta"]), "d": entry(["td"], ["a", "c"])}
+    registry = load(rt, tmp_path, plugins, tuple(plugins))
+    assert registry.order == ("a", "b", "c", "d")
+    assert registry.closure("d") == {"a", "b", "c"}
+    with pytest.raises(rt.errors.PluginMigrationError, match=r'unknown plugin "z" \(registered: a, b, c, d\)'):
+        registry.entry("z")
+
+
+# -- database -----------------------------------------------------------------------------------------
+
+
+def test_the_database_url_comes_from_one_place_in_a_fixed_order(
+    rt: SimpleNamespace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    resolve = rt.database.resolve_url
+    app = Flask("unit")
+    app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///from-flask.db"
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///from-env.db")
+    assert resolve("sqlite:///explicit.db", app=app, ini_url="sqlite:///ini.db") == "sqlite:///explicit.db"
+    assert resolve(None, app=app, ini_url="sqlite:///ini.db") == "sqlite:///from-env.db"
+    monkeypatch.setenv("DATABASE_URL", "")  # set but empty counts as unset
+    assert resolve(None, app=app, ini_url="sqlite:///ini.db") == "sqlite:///from-flask.db"
+    assert resolve(None, ini_url="sqlite:///ini.db") == "sqlite:///ini.db"
+    with pytest.raises(rt.errors.PluginMigrationError) as raised:
+        resolve(None)
+    assert str(raised.value) == "no database configured: set DATABASE_URL (for example sqlite:///app.db)"
+
+
+def test_a_flask_sqlalchemy_app_gives_its_engine_url(rt: SimpleNamespace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from flask_sqlalchemy import SQLAlchemy
+
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    app = Flask("unit", instance_path=str(tmp_path / "instance"))
+    app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///relative.db"
+    SQLAlchemy().init_app(app)
+    # Flask-SQLAlchemy puts a relative SQLite file in the instance folder; the runtime must use that file too.
+    assert rt.database.resolve_url(app=app) == f"sqlite:///{tmp_path / 'instance' / 'relative.db'}"
+
+
+def test_a_held_sqlite_write_lock_ends_in_the_lock_timeout_error(rt: SimpleNamespace, tmp_path: Path) -> None:
+    path = tmp_path / "locked.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    database = rt.database.Database(f"sqlite:///{path}", lock_timeout=0.2)
+    try:
+        with database.connect() as connection, pytest.raises(rt.errors.LockTimeout) as raised:
+            database.begin(connection)
+        assert "held this database's migration lock for 0.2 s, nothing was changed" in str(raised.value)
+    finally:
+        holder.rollback()
+        holder.close()
+        database.dispose()
+
+
+def test_missing_sqlite_file_is_told_apart_without_creating_it(rt: SimpleNamespace, tmp_path: Path) -> None:
+    missing = rt.database.Database(f"sqlite:///{tmp_path / 'none.db'}")
+    assert missing.missing_sqlite_file() and not (tmp_path / "none.db").exists()
+    assert not rt.database.Database("sqlite://").missing_sqlite_file()
+    assert not rt.database.Database("postgresql+psycopg://u@localhost/db").missing_sqlite_file()
+
+
+# -- plan -------------------------------------------------------------------------------------------------
+
+
+def plugin_entry(rt: SimpleNamespace, tables: tuple[str, ...] = ("t1", "t2")):
+    return rt.registry.PluginEntry("p", tables, (), Path("/nowhere/p"))
+
+
+DECISIONS = [
+    # recorded rows, target, head, tables in the database -> action
+    pytest.param((), "head", "0002", set(), "install", id="empty-database-installs"),
+    pytest.param((), "head", "0002", {"t1", "t2", "core"}, "adopt", id="create-all-tables-adopt"),
+    pytest.param((), "head", "0002", {"t1"}, "refuse", id="some-tables-refuse"),
+    pytest.param((), "0001", "0002", {"t1", "t2"}, "install", id="explicit-target-never-adopts"),
+    pytest.param(("0002",), "head", "0002", {"t1", "t2"}, "current", id="at-head"),
+    pytest.param(("0001",), "head", "0002", {"t1", "t2"}, "upgrade", id="behind-head"),
+    pytest.param(("0001",), "0001", "0002", {"t1", "t2"}, "current", id="at-explicit-target"),
+    pytest.param(("0001", "0002"), "head", "0002", {"t1", "t2"}, "refuse", id="two-version-rows"),
+]
+
+
+@pytest.mark.parametrize(("recorded", "target", "head", "tables", "action"), DECISIONS)
+def test_decide(rt: SimpleNamespace, recorded: tuple[str, ...], target: str, head: str, tables: set[str], action: str) -> None:
+    step = rt.plan.decide(plugin_entry(rt), recorded, target, lambda: head, tables)
+    assert step.action == action
+    assert step.target == target
+    if action == "refuse":
+        assert "nothing was changed" in step.reason and "stamp p REVISION" in step.reason
+
+
+def test_a_fresh_install_is_decided_without_loading_the_chain(rt: SimpleNamespace) -> None:
+    def head() -> str:
+        raise AssertionError("the chain was loaded")
+
+    assert rt.plan.decide(plugin_entry(rt), (), "head", head, set()).action == "install"
+
+
+def test_the_plan_skips_what_waits_for_a_refused_plugin(rt: SimpleNamespace, tmp_path: Path) -> None:
+    registry = rt.registry.Registry.load()
+    chains = rt.chains.Chains(registry, rt.database.Database(f"sqlite:///{tmp_path / 'x.db'}"))
+    state = rt.versions.DatabaseState(frozenset({"subnets"}), {})  # network half there: refused
+    steps = {step.plugin: step for step in rt.plan.make_plan(chains, state, registry.order, {})}
+    assert steps["network"].action == "refuse"
+    assert steps["computers"].action == "skip" and 'dependency "network"' in steps["computers"].reason
+    assert steps["usb"].action == "skip" and 'dependency "computers"' in steps["usb"].reason
+    assert {steps[name].action for name in ("equipment", "notifications")} == {"install"}
+
+
+def test_preview_and_run_come_from_the_same_plan(rt: SimpleNamespace, tmp_path: Path) -> None:
+    """A half-built plugin: --sql says refused and skipped, the run fails and skips the same plugins."""
+    url = f"sqlite:///{tmp_path / 'half.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE subnets (id INTEGER PRIMARY KEY)")
+    engine.dispose()
+    registry = rt.registry.Registry.load()
+    chains = rt.chains.Chains(registry, rt.database.Database(url))
+    try:
+        preview = rt.upgrade.preview(chains, registry.order, {})
+        outcomes = rt.upgrade.apply(chains, registry.order, {})
+    finally:
+        chains.database.dispose()
+    assert "-- plugin network: refused, nothing would be changed: refusing to adopt existing tables" in preview
+    assert "-- plugin computers: skipped" in preview and "-- plugin usb: skipped" in preview
+    assert "CREATE TABLE equipment_types" in preview
+    statuses = {name: outcome.status for name, outcome in outcomes.items()}
+    assert statuses == {
+        "equipment": "installed", "network": "failed", "notifications": "installed",
+        "computers": "skipped", "printers": "skipped", "usb": "skipped",
+    }
+    assert "refusing to adopt existing tables, nothing was changed: subnets exist but network_devices do not" in (
+        outcomes["network"].error
+    )
+
+
+# -- outcomes -------------------------------------------------------------------------------------------------
+
+
+def test_outcomes_keep_the_contract_dict_and_print_their_detail(rt: SimpleNamespace) -> None:
+    Outcome, Status = rt.outcomes.Outcome, rt.outcomes.Status
+    upgraded = Outcome("network", Status.UPGRADED, "0001_network", "0002_network")
+    assert upgraded.as_dict() == {"from": "0001_network", "to": "0002_network", "status": "upgraded", "error": None}
+    assert json.loads(json.dumps(upgraded.as_dict()))["status"] == "upgraded"
+    assert upgraded.detail() == "0001_network -> 0002_network"
+    assert Outcome("n", Status.INSTALLED, None, "0001").detail() == "installed at 0001"
+    assert Outcome("n", Status.CURRENT).detail() == "-"
+    assert Outcome("n", Status.SKIPPED, error='dependency "a" did not upgrade').detail() == 'dependency "a" did not upgrade'
+    down = Outcome("n", Status.DOWNGRADED, "0002", None, dropped=("t",))
+    assert down.as_dict() == {"from": "0002", "to": None, "status": "downgraded", "error": None, "dropped": ["t"]}
+    assert [status.value for status in rt.outcomes.UPGRADE_STATUSES] == [
+        "installed", "adopted", "upgraded", "current", "failed", "skipped"
+    ]
+
+
+# -- chains and revisions ------------------------------------------------------------------------------------
+
+
+def test_chains_know_head_pending_and_the_next_readable_id(rt: SimpleNamespace, tmp_path: Path) -> None:
+    registry = rt.registry.Registry.load()
+    chains = rt.chains.Chains(registry, rt.database.Database(f"sqlite:///{tmp_path / 'x.db'}"))
+    assert chains.head("network") == "0001_baseline_network"
+    assert chains.pending("network", None) == ["0001_baseline_network"]
+    assert chains.pending("network", "0001_baseline_network") == []
+    assert chains.baseline_revision("network") == "0001_baseline_network"
+    assert rt.revisions.next_revision_id(chains, "network") == "0002_network"
+    config = chains.config("network")
+    assert config.attributes["registry"] is registry, "env.py must get the registry the command read, not re-read it"
+
+
+# -- the shape of the runtime ---------------------------------------------------------------------------------
+
+
+def runtime_sources(rt: SimpleNamespace) -> dict[str, str]:
+    folder = Path(rt.package.__file__).parent
+    return {path.name: path.read_text() for path in sorted(folder.glob("*.py"))}
+
+
+def test_only_the_database_module_reads_the_database_url_from_the_environment(rt: SimpleNamespace) -> None:
+    readers = {name for name, text in runtime_sources(rt).items() if "os.environ" in text or "getenv" in text}
+    assert readers == {"database.py"}
+
+
+def test_no_runtime_module_imports_another_modules_private_name(rt: SimpleNamespace) -> None:
+    offences = [
+        f"{name}: from {node.module} import {alias.name}"
+        for name, text in runtime_sources(rt).items()
+        for node in ast.walk(ast.parse(text))
+        if isinstance(node, ast.ImportFrom) and node.level > 0
+        for alias in node.names
+        if alias.name.startswith("_")
+    ]
+    assert offences == []
+
+
+def test_modules_stay_small_and_the_facade_thin(rt: SimpleNamespace) -> None:
+    sizes = {name: len(text.splitlines()) for name, text in runtime_sources(rt).items()}
+    assert max(sizes.values()) <= 400, sizes
+    tree = ast.parse(runtime_sources(rt)["__init__.py"])
+    [manager] = [node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "PluginManager"]
+    assert manager.end_lineno - manager.lineno + 1 <= 150
+
+
+def test_upgrade_statuses_are_an_enum(rt: SimpleNamespace) -> None:
+    from enum import StrEnum
+
+    assert issubclass(rt.outcomes.Status, StrEnum) and issubclass(rt.plan.Action, StrEnum)
+    assert rt.package.Status is rt.outcomes.Status
