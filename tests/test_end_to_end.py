@@ -377,3 +377,17 @@ def test_a_foreign_key_to_an_unimported_core_table_names_model_base(demo_host: H
     assert plain.returncode != 0
     assert "Traceback" not in plain.stderr
     assert plain.stdout.startswith('FAILED: plugin "notifications": table "notification_subscriptions" has a foreign key')
+
+
+def test_upgrade_all_json_prints_the_contract_dicts(demo_host: Host) -> None:
+    result = demo_host.plugin_cli("upgrade-all", "--json")
+    assert result.returncode == 0, result.stderr
+    outcomes = json.loads(result.stdout)
+    assert list(outcomes) == ["equipment", "network", "notifications", "computers", "printers", "usb"]
+    assert outcomes["network"] == {"from": None, "to": "0001_baseline_network", "status": "installed", "error": None}
+
+    again = demo_host.plugin_cli("migrate", "usb", "--json")
+    assert again.returncode == 0, again.stderr
+    assert {name: o["status"] for name, o in json.loads(again.stdout).items()} == dict.fromkeys(
+        ["equipment", "network", "computers", "usb"], "current"
+    )
