@@ -7,8 +7,8 @@
     python3 dev.py bench [ARGS]  run the benchmarks (ARGS: --quick, --runs N, --json FILE)
 
 Both first make .venv/ with exactly the versions pinned in requirements.txt
-(re-installed whenever that file changes), so a fresh clone needs nothing but
-Python 3.11+.
+(made again whenever that file or the interpreter running dev.py changes), so
+a fresh clone needs nothing but Python 3.11+.
 
 `test` runs every database test on SQLite and on PostgreSQL, and `bench`
 measures on both. Each starts a throwaway PostgreSQL server for the run
@@ -39,13 +39,14 @@ def venv_python() -> Path:
 
 
 def ensure_venv() -> Path:
-    """Create .venv and install requirements.txt into it unless already in step."""
-    wanted = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
+    """Create .venv and install requirements.txt into it unless already in step with both it and this Python."""
+    interpreter = f"{sys.executable} {sys.version}"
+    wanted = hashlib.sha256(REQUIREMENTS.read_bytes() + interpreter.encode()).hexdigest()
     if STAMP.is_file() and STAMP.read_text().strip() == wanted and venv_python().is_file():
         return venv_python()
-    print(f"dev.py: installing {REQUIREMENTS.name} into {VENV.name}/ ...", flush=True)
-    if not venv_python().is_file():
-        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+    print(f"dev.py: installing {REQUIREMENTS.name} into {VENV.name}/ for Python {sys.version.split()[0]} ...", flush=True)
+    # A venv made by another interpreter is made anew: its packages were built for that one.
+    venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
     subprocess.run(
         [str(venv_python()), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", str(REQUIREMENTS)],
         check=True,

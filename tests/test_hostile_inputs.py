@@ -65,6 +65,14 @@ HOST_CASES = [
      "'plugins\\evil' is not a valid plugins folder: use a relative path of Python identifiers such as plugins or src/plugins."),
     ("table-prefix-uppercase", {"table_prefix": "Poser_"},
      "'Poser_' is not a valid table prefix: use lowercase letters, digits and _, starting with a letter (such as poser_), or nothing."),
+    ("trailing-newline-package", {"host_package": "shopapp\n"},
+     "is not a valid host package: use a dotted Python import name such as shopapp or myorg.shopapp."),
+    ("package-shadows-a-dependency", {"host_package": "alembic"},
+     "'alembic' is not a valid host package: 'alembic' is a standard-library or dependency module, which the app would "
+     "shadow; choose another name."),
+    ("plugins-dir-shadows-the-standard-library", {"plugins_dir": "json"},
+     "'json' is not a valid plugins folder: plugins are imported as json.NAME, and 'json' is a standard-library or "
+     "dependency module it would shadow; choose another folder."),
 ]
 PLUGIN_CASES = [
     ("dash-in-name", {"plugin_name": "Net-Work", "tables": ["t"]},
@@ -115,6 +123,23 @@ PLUGIN_CASES = [
      "'network' is not a valid dependency list: give a YAML list of plugin names such as [network]."),
     ("dependency-with-traversal", {"plugin_name": "audit", "tables": ["audit_log"], "depends_on": ["../network"]},
      "'../network' is not a valid plugin name in depends_on: use the name of a plugin of this host."),
+    ("trailing-newline-name", {"plugin_name": "evil\n", "tables": ["t"]},
+     "is not a valid plugin name: use lowercase letters, digits and _, starting with a letter."),
+    ("trailing-newline-table", {"plugin_name": "audit", "tables": ["'audit_log\n'"]},
+     "is not a valid table name: use lowercase letters, digits and _, not starting with a digit."),
+    ("alembic-version-table", {"plugin_name": "audit", "tables": ["alembic_version_network"]},
+     "'alembic_version_network' is not a valid table name: names starting with alembic_version belong to Alembic's "
+     "version tables."),
+    ("host-package-overridden", {"plugin_name": "audit", "tables": ["audit_log"], "host_package": "otherapp"},
+     "'otherapp' is not this host's host_package: a plugin copy takes it from .copier-answers.host.yml ('shopapp'); "
+     "drop -d host_package, or change the host first with copier update -a .copier-answers.host.yml -d host_package=..."),
+    ("plugins-dir-overridden", {"plugin_name": "audit", "tables": ["audit_log"], "plugins_dir": "elsewhere"},
+     "'elsewhere' is not this host's plugins_dir: a plugin copy takes it from .copier-answers.host.yml ('plugins'); "
+     "drop -d plugins_dir, or change the host first with copier update -a .copier-answers.host.yml -d plugins_dir=..."),
+    ("model-base-overridden", {"plugin_name": "audit", "tables": ["audit_log"], "model_base": "otherapp.models:Base"},
+     "'otherapp.models:Base' is not this host's model_base: a plugin copy takes it from .copier-answers.host.yml "
+     "('shopapp.models:Base'); drop -d model_base, or change the host first with copier update -a "
+     ".copier-answers.host.yml -d model_base=..."),
 ]
 
 

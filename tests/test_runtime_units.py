@@ -14,6 +14,7 @@ import importlib
 import json
 import sqlite3
 import sys
+import time
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
@@ -82,6 +83,7 @@ def test_a_registry_value_cannot_be_changed(rt: SimpleNamespace, tmp_path: Path)
 
 UNREADABLE = [
     pytest.param("{not json", "not valid JSON", id="malformed"),
+    pytest.param('{"plugins": ' + "[" * 200_000 + "]" * 200_000 + "}", "nested too deeply", id="deeply-nested"),
     pytest.param("[]", 'expected an object with a "plugins" object, found NoneType', id="not-an-object"),
     pytest.param('{"plugins": {"a": []}}', 'entry "a" must be an object with "tables" and "depends_on"', id="entry-not-object"),
     pytest.param('{"plugins": {"a": {"tables": "t"}}}', 'entry "a": "tables" must be a non-empty list', id="tables-string"),
@@ -93,9 +95,11 @@ UNREADABLE = [
 def test_an_unreadable_registry_is_refused_naming_the_file(rt: SimpleNamespace, tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "registry.json"
     path.write_text(text)
+    started = time.monotonic()
     with pytest.raises(rt.errors.RegistryError) as raised:
         rt.registry.Registry.load(path, tmp_path, "plugins")
     assert str(raised.value).startswith(f"{path}: ") and message in str(raised.value)
+    assert time.monotonic() - started < 1
 
 
 PROBLEMS = [
@@ -103,6 +107,8 @@ PROBLEMS = [
     pytest.param({"evil\n": entry(["t"])}, (), 'entry "evil\n": not a valid plugin name', id="trailing-newline-name"),
     pytest.param({"a": entry(["t\n"])}, ("a",), 'entry "a": "t\n" is not a valid table name', id="trailing-newline-table"),
     pytest.param({"a": entry(["t"])}, (), 'entry "a" has no scaffolding', id="no-scaffolding"),
+    pytest.param({"a": entry(["alembic_version_b"])}, ("a",), 'entry "a": "alembic_version_b" is named like an Alembic',
+                 id="alembic-version-table"),
     pytest.param({"a": entry(["t"]), "b": entry(["t"])}, ("a", "b"), 'table "t" is owned by 2 plugins (a, b)', id="owned-twice"),
     pytest.param({"a": entry(["t"])}, ("a", "b"), "plugins/b has migrations but no entry", id="folder-without-entry"),
     pytest.param({"a": entry(["t"], ["ghost"])}, ("a",), 'plugin "a" depends on "ghost", which is not registered',
@@ -124,6 +130,18 @@ def test_each_registry_problem_is_found_once_with_its_fix(
     with pytest.raises(rt.errors.RegistryError) as raised:
         registry.require_sound()
     assert str(raised.value) == f"{registry.path}: {problems[0]}"
+
+
+def test_a_plugin_folder_inside_the_runtime_cannot_shadow_a_runtime_module(rt: SimpleNamespace) -> None:
+    runtime = Path(rt.package.__file__).parent
+    registry = rt.registry.Registry(
+        runtime / "registry.json", rt.root, "shopapp/plugins",
+        {"registry": rt.registry.PluginEntry("registry", ("t",), (), runtime / "registry")},
+    )
+    assert [str(p) for p in registry.problems() if "runtime" in str(p)] == [
+        'entry "registry": the plugin folder shopapp/plugins/registry is this runtime\'s registry.py module; '
+        "rename the plugin, or keep plugins outside the runtime's folder"
+    ]
 
 
 def test_order_puts_dependencies_first_and_ties_alphabetically(rt: SimpleNamespace, tmp_path: Path) -> None:
@@ -334,3 +352,43 @@ def test_upgrade_statuses_are_an_enum(rt: SimpleNamespace) -> None:
 
     assert issubclass(rt.outcomes.Status, StrEnum) and issubclass(rt.plan.Action, StrEnum)
     assert rt.package.Status is rt.outcomes.Status
+
+
+def test_a_migration_session_is_exclusive_from_start_to_end(rt: SimpleNamespace, new_database) -> None:
+    """Between two plugins' steps of one run, no other migrator gets in (it read the run's plan)."""
+    url = new_database().url
+    first, second = rt.database.Database(url), rt.database.Database(url, lock_timeout=0.5)
+    try:
+        with first.migration_session() as session:
+            with session.step():
+                session.connection.exec_driver_sql("CREATE TABLE one_step (id INTEGER PRIMARY KEY)")
+            # The first plugin's step is over; the run is not.
+            started = time.monotonic()
+            with pytest.raises(rt.errors.LockTimeout), second.migration_session():
+                pass
+            assert time.monotonic() - started < 10
+            with session.step():
+                session.connection.exec_driver_sql("CREATE TABLE two_step (id INTEGER PRIMARY KEY)")
+        with second.migration_session() as session, session.step():  # free once the run ended
+            assert {"one_step", "two_step"} <= set(sa.inspect(session.connection).get_table_names())
+    finally:
+        first.dispose()
+        second.dispose()
+
+
+def test_a_failed_step_rolls_back_alone(rt: SimpleNamespace, new_database) -> None:
+    test_database = new_database()
+    database = rt.database.Database(test_database.url)
+    try:
+        with database.migration_session() as session:
+            with session.step():
+                session.connection.exec_driver_sql("CREATE TABLE kept (id INTEGER PRIMARY KEY)")
+            with pytest.raises(RuntimeError), session.step():
+                session.connection.exec_driver_sql("CREATE TABLE rolled_back (id INTEGER PRIMARY KEY)")
+                raise RuntimeError("a revision failed")
+            with session.step():
+                session.connection.exec_driver_sql("CREATE TABLE after (id INTEGER PRIMARY KEY)")
+    finally:
+        database.dispose()
+    tables = test_database.tables()
+    assert {"kept", "after"} <= tables and "rolled_back" not in tables

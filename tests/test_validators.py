@@ -85,3 +85,44 @@ def test_a_table_owned_elsewhere_names_its_owner() -> None:
 def test_only_the_first_problem_is_reported() -> None:
     message = rule("tables", ["ok_table", "Bad!", "order"], "audit", "", REGISTRY, False)
     assert message == "'Bad!' is not a valid table name: use lowercase letters, digits and _, not starting with a digit."
+
+
+def test_trailing_newlines_never_pass() -> None:
+    """Python's `$` matches before a final newline; the rules must match the whole value."""
+    assert rule("plugin_name", "evil\n") != ""
+    assert rule("host_package", "shopapp\n", "host") != ""
+    assert rule("plugins_dir", "plugins\n") != ""
+    assert rule("model_base", "shopapp.models:Base\n") != ""
+    assert rule("table_prefix", "poser_\n") != ""
+    assert rule("tables", ["audit_log\n"], "audit", "", {}, False) != ""
+    assert rule("depends_on", ["network\n"], "audit", {}) != ""
+
+
+def test_a_plugin_inside_the_runtime_folder_cannot_take_a_runtime_module_name() -> None:
+    assert rule("plugin_name", "registry", "shopapp/plugins", "shopapp") == (
+        "'registry' is not a valid plugin name here: plugins_dir shopapp/plugins is the runtime's own folder, "
+        "where registry.py is a runtime module; choose another name."
+    )
+    assert rule("plugin_name", "registry", "plugins", "shopapp") == ""
+
+
+def test_the_validators_know_every_runtime_module_and_standard_library_name() -> None:
+    """The lists in validators.jinja are data about the runtime and Python: keep them complete."""
+    import sys
+
+    runtime = TEMPLATE / "template" / "{% if scope == 'host' %}{{ host_package_dir }}{% endif %}" / "plugins"
+    modules = {path.name.removesuffix(".jinja").removesuffix(".py") for path in runtime.glob("*.py*")}
+    assert set(CHECK.runtime_modules) == modules
+    assert set(sys.stdlib_module_names) <= set(CHECK.shadowed_modules)
+    assert {"alembic", "sqlalchemy", "flask", "click", "copier"} <= set(CHECK.shadowed_modules)
+
+
+def test_host_settings_of_a_plugin_copy_come_from_the_host() -> None:
+    recorded = {"host_package": "shopapp", "plugins_dir": "plugins", "model_base": "shopapp.models:Base", "table_prefix": ""}
+    assert rule("host_package", "shopapp", "plugin", recorded) == ""
+    assert rule("plugins_dir", "plugins", "plugin", recorded) == ""
+    assert rule("table_prefix", "poser_", "plugin", recorded).startswith("'poser_' is not this host's table_prefix")
+    # Copier's temporary copies during an update have no host answers: nothing to compare with.
+    assert rule("host_package", "otherapp", "plugin", {}) == ""
+    # The host's own update may change its settings.
+    assert rule("plugins_dir", "src/plugins", "host", recorded) == ""
