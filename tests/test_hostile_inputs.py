@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Host, commit_all, copier, copy_host, copy_plugin, git, tree_snapshot
+from .helpers import Host, commit_all, copier, copy_host, copy_plugin, git, tree_snapshot
 from .test_render import make_sqlalchemy_app
 
 

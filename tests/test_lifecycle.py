@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Database, Host, commit_all, copier, copy_host, copy_plugin, reflected_schema, run
+from .helpers import Database, Host, commit_all, copier, copy_host, copy_plugin, reflected_schema, run
 from .test_render import make_sqlalchemy_app
 
 MODELS_V1 = '''import sqlalchemy as sa

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import COPY_OPTIONS, TEMPLATE, Database, Host, commit_all, copy_host, copy_plugin, git, run
+from .helpers import COPY_OPTIONS, TEMPLATE, Database, Host, commit_all, copy_host, copy_plugin, git, run
 
 JINJA_LEFTOVER = re.compile(r"{{|{%")
 RUNTIME_FILES = {

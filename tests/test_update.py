@@ -7,7 +7,7 @@ from pathlib import Path
 
 from demo.run import build_host
 
-from .conftest import commit_all, copier, git
+from .helpers import commit_all, copier, git
 
 
 def changed_files(root: Path) -> set[str]:
