@@ -82,6 +82,22 @@ def commit_all(dest: Path, message: str = "test") -> None:
     git(dest, "commit", "-qm", message, "--allow-empty")
 
 
+def make_sqlalchemy_app(root: Path, package: str) -> None:
+    """A plain SQLAlchemy application (no Flask) with one core table, as a git repo."""
+    package_dir = root.joinpath(*package.split("."))
+    package_dir.mkdir(parents=True)
+    for depth in range(1, package.count(".") + 2):
+        (root.joinpath(*package.split(".")[:depth]) / "__init__.py").write_text("")
+    (package_dir / "models.py").write_text(
+        "from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column\n\n\n"
+        "class Base(DeclarativeBase):\n    pass\n\n\n"
+        "class Account(Base):\n    __tablename__ = 'accounts'\n\n"
+        "    id: Mapped[int] = mapped_column(primary_key=True)\n"
+    )
+    git(root, "init", "-q")
+    commit_all(root, "app")
+
+
 def tree_snapshot(root: Path) -> dict[str, bytes]:
     """Every file under root (but .git) with its bytes: compare two to prove nothing changed."""
     return {

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .helpers import COPY_OPTIONS, TEMPLATE, Database, Host, commit_all, copy_host, copy_plugin, git, run
+from .helpers import COPY_OPTIONS, TEMPLATE, Database, Host, commit_all, copy_host, copy_plugin, make_sqlalchemy_app, run
 
 JINJA_LEFTOVER = re.compile(r"{{|{%")
 RUNTIME_FILES = {
@@ -86,22 +86,6 @@ def test_the_runtime_is_plain_python_copied_verbatim() -> None:
     assert rendered == {"settings.py.jinja"}
     for path in runtime.glob("*.py"):
         assert not JINJA_LEFTOVER.search(path.read_text()), path.name
-
-
-def make_sqlalchemy_app(root: Path, package: str) -> None:
-    """A plain SQLAlchemy application (no Flask) with one core table, as a git repo."""
-    package_dir = root.joinpath(*package.split("."))
-    package_dir.mkdir(parents=True)
-    for depth in range(1, package.count(".") + 2):
-        (root.joinpath(*package.split(".")[:depth]) / "__init__.py").write_text("")
-    (package_dir / "models.py").write_text(
-        "from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column\n\n\n"
-        "class Base(DeclarativeBase):\n    pass\n\n\n"
-        "class Account(Base):\n    __tablename__ = 'accounts'\n\n"
-        "    id: Mapped[int] = mapped_column(primary_key=True)\n"
-    )
-    git(root, "init", "-q")
-    commit_all(root, "app")
 
 
 LAYOUTS = [
