@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from bench.hosts import snapshot_template
 from demo.run import build_host
 
-from .helpers import TEMPLATE, Database, Host, require_postgresql
+from .helpers import TEMPLATE, Database, Host, require_postgresql, snapshot_template
 
 BACKENDS = ["sqlite", "postgresql"]
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -80,6 +81,19 @@ def git(dest: Path, *args: str) -> str:
 def commit_all(dest: Path, message: str = "test") -> None:
     git(dest, "add", "-A")
     git(dest, "commit", "-qm", message, "--allow-empty")
+
+
+def snapshot_template(source: Path, dest: Path, tag: str = "v1.0.0") -> Path:
+    """A git copy of the template as it is on disk (tracked and untracked, not ignored), tagged."""
+    listed = git(source, "ls-files", "-z", "--cached", "--others", "--exclude-standard").split("\0")
+    for relative in filter(None, listed):
+        if (source / relative).is_file():
+            (dest / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source / relative, dest / relative)
+    git(dest, "init", "-q")
+    commit_all(dest, "template")
+    git(dest, "tag", tag)
+    return dest
 
 
 def make_sqlalchemy_app(root: Path, package: str) -> None:
