@@ -10,10 +10,12 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from pytest_copie.plugin import Copie, Result
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 
@@ -52,8 +54,11 @@ def answer_args(answers: dict[str, object]) -> list[str]:
     return [arg for key, value in answers.items() for arg in ("-d", f"{key}={typed(value)}")]
 
 
-#: Keyword arguments of copy_host/copy_plugin that are not answers.
-COPY_OPTIONS = {"template", "vcs_ref"}
+#: Keyword arguments of copy_host/copy_plugin/copie_host/copie_plugin that are not answers.
+COPY_OPTIONS = {"template", "vcs_ref", "app"}
+
+#: The host scope's answers for the shop app, under each test's own.
+HOST_ANSWERS = {"scope": "host", "host_package": "shopapp", "model_base": "shopapp.models:Base"}
 
 
 def _copy(dest: Path, answers: dict[str, object], template: Path = TEMPLATE, vcs_ref: str | None = None) -> subprocess.CompletedProcess:
@@ -63,13 +68,30 @@ def _copy(dest: Path, answers: dict[str, object], template: Path = TEMPLATE, vcs
 
 def copy_host(dest: Path, template: Path = TEMPLATE, vcs_ref: str | None = None, **answers: object) -> subprocess.CompletedProcess:
     """`copier copy --trust --defaults -d scope=host ...` into dest."""
-    answers = {"scope": "host", "host_package": "shopapp", "model_base": "shopapp.models:Base", **answers}
-    return _copy(dest, answers, template, vcs_ref)
+    return _copy(dest, {**HOST_ANSWERS, **answers}, template, vcs_ref)
 
 
 def copy_plugin(dest: Path, template: Path = TEMPLATE, vcs_ref: str | None = None, **answers: object) -> subprocess.CompletedProcess:
     """`copier copy --trust --defaults -d plugin_name=... ...` into dest."""
     return _copy(dest, answers, template, vcs_ref)
+
+
+def copie_host(copie: Callable[..., Copie], template: Path, app: Path | None = None, **answers: object) -> Result:
+    """copy_host in process, through pytest-copie's ``copie`` fixture: a new folder (a copy of app's, if given)."""
+    return _copie(copie, None if app is None else Result(project_dir=app), template, {**HOST_ANSWERS, **answers})
+
+
+def copie_plugin(copie: Callable[..., Copie], host: Result, template: Path, **answers: object) -> Result:
+    """copy_plugin in process: a new folder, a copy of host's with the plugin scaffolded (pytest-copie's parent_result=)."""
+    return _copie(copie, host, template, answers)
+
+
+def _copie(copie: Callable[..., Copie], parent: Result | None, template: Path, answers: dict[str, object]) -> Result:
+    # Copier in process: the same validators, files and registry task as `copier copy --trust --defaults`,
+    # the answers as values; a refusal is result.exception instead of an exit code and stderr.
+    result = copie(parent_result=parent, child_tpl=template).copy(extra_answers=answers)
+    assert result.exit_code == 0, result.exception
+    return result
 
 
 def git(dest: Path, *args: str) -> str:
