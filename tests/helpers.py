@@ -5,13 +5,16 @@ Fixtures live in conftest.py and build on these; test modules import from here.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import sqlalchemy as sa
@@ -107,15 +110,48 @@ def commit_all(dest: Path, message: str = "test") -> None:
 
 def snapshot_template(source: Path, dest: Path, tag: str = "v1.0.0") -> Path:
     """A git copy of the template as it is on disk (tracked and untracked, not ignored), tagged."""
+    return template_history(dest, [(None, tag)], source)
+
+
+def template_history(dest: Path, versions: list[tuple[str | None, str]], source: Path = TEMPLATE) -> Path:
+    """A git repository in dest with one tagged commit per version of the template, oldest first.
+
+    A version is (ref, tag): ref is a commit of source's repository, whose tree
+    `git archive` gives, or None for the template as it is on disk now.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    git(dest, "init", "-q")
+    for ref, tag in versions:
+        for child in dest.iterdir():  # the previous version goes, so that its deleted files do too
+            if child.is_dir() and not child.is_symlink():
+                if child.name != ".git":
+                    shutil.rmtree(child)
+            else:
+                child.unlink()
+        if ref is None:
+            _copy_working_tree(source, dest)
+        else:
+            _extract_commit(source, ref, dest)
+        commit_all(dest, "template" if ref is None else f"template at {ref}")
+        git(dest, "tag", tag)
+    return dest
+
+
+def _copy_working_tree(source: Path, dest: Path) -> None:
+    """source's files as they are on disk: tracked and untracked, not ignored."""
     listed = git(source, "ls-files", "-z", "--cached", "--others", "--exclude-standard").split("\0")
     for relative in filter(None, listed):
         if (source / relative).is_file():
             (dest / relative).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source / relative, dest / relative)
-    git(dest, "init", "-q")
-    commit_all(dest, "template")
-    git(dest, "tag", tag)
-    return dest
+
+
+def _extract_commit(source: Path, ref: str, dest: Path) -> None:
+    archive = subprocess.run(["git", "archive", "--format=tar", ref], cwd=source, capture_output=True)
+    assert archive.returncode == 0, archive.stderr.decode()
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        # The "data" filter where Python has it (3.11.4 and later), which 3.14 makes the default.
+        tar.extractall(dest, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
 
 
 def make_sqlalchemy_app(root: Path, package: str) -> None:
@@ -208,14 +244,25 @@ class Database:
             engine.dispose()
 
 
+def skip_unless_ci(reason: str) -> NoReturn:
+    """Skip the calling test, or fail it under CI=true: CI must run every test."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
 def require_postgresql() -> str:
     """The PostgreSQL server's URL; without one, skip the calling test (fail it under CI=true)."""
     if not PG_URL:
-        reason = "no PostgreSQL server: run `python3 dev.py test`, or set PLUGIN_MIGRATIONS_TEST_PG_URL"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        skip_unless_ci("no PostgreSQL server: run `python3 dev.py test`, or set PLUGIN_MIGRATIONS_TEST_PG_URL")
     return PG_URL
+
+
+def require_commit(commit: str) -> str:
+    """commit, if this repository has it; else skip the calling test (fail it under CI=true)."""
+    if run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], TEMPLATE).returncode != 0:
+        skip_unless_ci(f"commit {commit} is not in this clone (a shallow one?): `git fetch --unshallow` brings it")
+    return commit
 
 
 class Host:
