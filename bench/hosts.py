@@ -127,19 +127,6 @@ def revision_source(index: int, number: int) -> str:
     )
 
 
-def snapshot_template(source: Path, dest: Path, tag: str = "v1.0.0") -> Path:
-    """A git copy of the template as it is on disk (tracked and untracked, not ignored), tagged."""
-    listed = git(source, "ls-files", "-z", "--cached", "--others", "--exclude-standard").split("\0")
-    for relative in filter(None, listed):
-        if (source / relative).is_file():
-            (dest / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source / relative, dest / relative)
-    git(dest, "init", "-q")
-    commit_all(dest, "template")
-    git(dest, "tag", tag)
-    return dest
-
-
 def new_host(dest: Path, template: str) -> None:
     """The core application, committed, with the host scope copied in and committed."""
     from copier import run_copy

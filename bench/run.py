@@ -34,9 +34,11 @@ import sqlalchemy as sa
 
 HERE = Path(__file__).resolve().parent
 REPOSITORY = HERE.parent
-sys.path.insert(0, str(HERE))
+# bench/ for hosts; the repository root for tests.helpers, whose template snapshot the tests use too.
+sys.path[:0] = [str(HERE), str(REPOSITORY)]
 
 import hosts  # noqa: E402
+from tests.helpers import snapshot_template  # noqa: E402
 
 PG_URL_VARIABLE = "PLUGIN_MIGRATIONS_TEST_PG_URL"
 REVISIONS = 10
@@ -481,7 +483,7 @@ def main(argv: list[str]) -> int:
         databases = Databases(work, pg_url)
         try:
             print(f"bench: building hosts with {', '.join(map(str, settings.host_sizes))} plugins ...", flush=True)
-            template = hosts.snapshot_template(REPOSITORY, work / "template")
+            template = snapshot_template(REPOSITORY, work / "template")
             host_by_size = hosts.build_hosts(work / "hosts", str(template), settings.host_sizes, REVISIONS)
             rows = [measure_copy(settings, template, host_by_size[min(settings.check_sizes)], work)]
             rows += measure_checks(settings, host_by_size)

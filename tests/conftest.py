@@ -1,172 +1,22 @@
-"""Shared fixtures: real Copier runs into real git repositories, real Alembic, real SQLite."""
+"""Shared fixtures: real Copier runs into real git repositories, real Alembic, real SQLite.
+
+The plain helpers they use live in helpers.py.
+"""
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from bench.hosts import snapshot_template
 from demo.run import build_host
 
-TEMPLATE = Path(__file__).resolve().parents[1]
+from .helpers import TEMPLATE, Database, Host, require_postgresql, snapshot_template
 
-#: An existing PostgreSQL server for the tests; `python3 dev.py test` starts one and sets it.
-PG_URL = os.environ.get("PLUGIN_MIGRATIONS_TEST_PG_URL")
 BACKENDS = ["sqlite", "postgresql"]
-
-
-def run(command: list[str], cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
-    """Run a command as a user would, capturing its output; never raises on failure."""
-    return subprocess.run(
-        command,
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        input=stdin,
-        stdin=None if stdin is not None else subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def copier(dest: Path, *args: str) -> subprocess.CompletedProcess:
-    """`copier ARGS` run in dest, with this checkout as the template when no source is given."""
-    return run([sys.executable, "-m", "copier", *args], dest)
-
-
-def answer_args(answers: dict[str, object]) -> list[str]:
-    """Answers as `-d key=value` arguments, values written the way a user types them."""
-    def typed(value: object) -> str:
-        if isinstance(value, bool):
-            return str(value).lower()
-        if isinstance(value, (list, tuple)):
-            return "[" + ", ".join(map(str, value)) + "]"
-        return str(value)
-
-    return [arg for key, value in answers.items() for arg in ("-d", f"{key}={typed(value)}")]
-
-
-#: Keyword arguments of copy_host/copy_plugin that are not answers.
-COPY_OPTIONS = {"template", "vcs_ref"}
-
-
-def _copy(dest: Path, answers: dict[str, object], template: Path = TEMPLATE, vcs_ref: str | None = None) -> subprocess.CompletedProcess:
-    version = ["--vcs-ref", vcs_ref] if vcs_ref else []
-    return copier(dest, "copy", "--trust", "--defaults", *version, *answer_args(answers), str(template), ".")
-
-
-def copy_host(dest: Path, template: Path = TEMPLATE, vcs_ref: str | None = None, **answers: object) -> subprocess.CompletedProcess:
-    """`copier copy --trust --defaults -d scope=host ...` into dest."""
-    answers = {"scope": "host", "host_package": "shopapp", "model_base": "shopapp.models:Base", **answers}
-    return _copy(dest, answers, template, vcs_ref)
-
-
-def copy_plugin(dest: Path, template: Path = TEMPLATE, vcs_ref: str | None = None, **answers: object) -> subprocess.CompletedProcess:
-    """`copier copy --trust --defaults -d plugin_name=... ...` into dest."""
-    return _copy(dest, answers, template, vcs_ref)
-
-
-def git(dest: Path, *args: str) -> str:
-    result = run(["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", *args], dest)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
-def commit_all(dest: Path, message: str = "test") -> None:
-    git(dest, "add", "-A")
-    git(dest, "commit", "-qm", message, "--allow-empty")
-
-
-def tree_snapshot(root: Path) -> dict[str, bytes]:
-    """Every file under root (but .git) with its bytes: compare two to prove nothing changed."""
-    return {
-        str(path.relative_to(root)): path.read_bytes()
-        for path in sorted(root.rglob("*"))
-        if path.is_file() and ".git" not in path.relative_to(root).parts
-    }
-
-
-def reflected_schema(url: str) -> dict:
-    """Everything a migration can get wrong, per table: columns, keys, constraints, indexes."""
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        inspector = sa.inspect(engine)
-        schema = {}
-        for table in sorted(inspector.get_table_names()):
-            if table.startswith("alembic_version"):
-                continue
-            schema[table] = {
-                "columns": [
-                    (c["name"], str(c["type"]), c["nullable"], str(c.get("default")), bool(c.get("autoincrement")))
-                    for c in inspector.get_columns(table)
-                ],
-                "primary_key": inspector.get_pk_constraint(table)["constrained_columns"],
-                "unique": sorted(
-                    (u["name"] or "", tuple(u["column_names"])) for u in inspector.get_unique_constraints(table)
-                ),
-                "foreign_keys": sorted(
-                    (tuple(f["constrained_columns"]), f["referred_table"], tuple(f["referred_columns"]),
-                     str(f.get("options", {}).get("ondelete")))
-                    for f in inspector.get_foreign_keys(table)
-                ),
-                "indexes": sorted(
-                    (i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in inspector.get_indexes(table)
-                ),
-            }
-        return schema
-    finally:
-        engine.dispose()
-
-
-class Database:
-    """One empty test database, looked at through SQLAlchemy's inspector."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.backend = sa.make_url(url).get_backend_name()
-
-    def _engine(self) -> sa.Engine:
-        return sa.create_engine(self.url, poolclass=sa.pool.NullPool)
-
-    def tables(self) -> set[str]:
-        engine = self._engine()
-        try:
-            return set(sa.inspect(engine).get_table_names())
-        finally:
-            engine.dispose()
-
-    def version_of(self, plugin: str) -> list[str]:
-        """The revisions in plugin's version table ([] when the table is missing)."""
-        if f"alembic_version_{plugin}" not in self.tables():
-            return []
-        return [row[0] for row in self.execute(f"SELECT version_num FROM alembic_version_{plugin}")]
-
-    def execute(self, sql: str) -> list[tuple]:
-        engine = self._engine()
-        try:
-            with engine.begin() as connection:
-                result = connection.exec_driver_sql(sql)
-                return [tuple(row) for row in result] if result.returns_rows else []
-        finally:
-            engine.dispose()
-
-
-def require_postgresql() -> str:
-    """The PostgreSQL server's URL; without one, skip the calling test (fail it under CI=true)."""
-    if not PG_URL:
-        reason = "no PostgreSQL server: run `python3 dev.py test`, or set PLUGIN_MIGRATIONS_TEST_PG_URL"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return PG_URL
 
 
 @pytest.fixture(params=BACKENDS)
@@ -203,54 +53,6 @@ def new_database(request: pytest.FixtureRequest, tmp_path: Path):
 def database(new_database) -> Database:
     """One empty database on each backend."""
     return new_database()
-
-
-class Host:
-    """A generated host application on disk, driven through its own commands."""
-
-    def __init__(self, root: Path, package: str = "shopapp", database: Database | None = None) -> None:
-        self.root = root
-        self.package = package
-        self.database = database or Database(f"sqlite:///{root / 'app.db'}")
-
-    @property
-    def registry_path(self) -> Path:
-        return self.root.joinpath(*self.package.split("."), "plugins", "registry.json")
-
-    def registry(self) -> dict:
-        return json.loads(self.registry_path.read_text())
-
-    def plugin_cli(self, *args: str, database_url: str | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
-        """`python -m PKG.plugins ARGS` with DATABASE_URL set (default: the host's database)."""
-        env = {"DATABASE_URL": database_url or self.database.url}
-        return run([sys.executable, "-m", f"{self.package}.plugins", *args], self.root, env, stdin)
-
-    def flask_cli(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        """`flask --app shopapp:create_app plugin ARGS` (the demo app's Flask door)."""
-        environment = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
-        environment.update(env or {})
-        return subprocess.run(
-            [sys.executable, "-m", "flask", "--app", "shopapp:create_app", "plugin", *args],
-            cwd=self.root, env=environment, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300,
-        )
-
-    def create_all(self, database_url: str | None = None, tables: list[str] | None = None) -> None:
-        """create_all() of the host's metadata (or of ``tables`` only), as an app bootstrapping without migrations does."""
-        result = self.python(
-            "import os, sqlalchemy as sa\n"
-            "from shopapp.plugins.metadata import load_metadata\n"
-            "metadata = load_metadata()\n"
-            f"names = {tables!r}\n"
-            "tables = None if names is None else [metadata.tables[name] for name in names]\n"
-            "metadata.create_all(sa.create_engine(os.environ['DATABASE_URL']), tables=tables)\n",
-            database_url,
-        )
-        assert result.returncode == 0, result.stderr
-
-    def python(self, code: str, database_url: str | None = None) -> subprocess.CompletedProcess:
-        """Run Python code inside the host (its root on sys.path), DATABASE_URL set."""
-        env = {"DATABASE_URL": database_url or self.database.url}
-        return run([sys.executable, "-c", code], self.root, env)
 
 
 @pytest.fixture(scope="session")

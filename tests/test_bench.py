@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from .conftest import TEMPLATE, require_postgresql, run
+from .helpers import TEMPLATE, require_postgresql, run
 
 EXPECTED = {
     ("1 add a plugin", "into a 2-plugin host"),

@@ -7,7 +7,7 @@ import sys
 
 from demo.run import PLUGINS
 
-from .conftest import Database, Host, run
+from .helpers import Database, Host, run
 
 ALL_TABLES = {table for _, tables, _ in PLUGINS for table in tables}
 DEPENDENCIES = {name: depends_on for name, _, depends_on in PLUGINS}

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from demo.run import PLUGINS
 
-from .conftest import Database, Host, reflected_schema
+from .helpers import Database, Host, reflected_schema
 
 ALL_TABLES = {table for _, tables, _ in PLUGINS for table in tables}
 

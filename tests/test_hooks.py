@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import TEMPLATE
+from .helpers import TEMPLATE
 
 _spec = importlib.util.spec_from_file_location("register", TEMPLATE / "hooks" / "register.py")
 register = importlib.util.module_from_spec(_spec)

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Host, commit_all, copier, copy_host, copy_plugin, git, tree_snapshot
-from .test_render import make_sqlalchemy_app
+from .helpers import Host, commit_all, copier, copy_host, copy_plugin, git, make_sqlalchemy_app, tree_snapshot
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Database, Host, commit_all, copier, copy_host, copy_plugin, reflected_schema, run
-from .test_render import make_sqlalchemy_app
+from .helpers import Database, Host, commit_all, copier, copy_host, copy_plugin, make_sqlalchemy_app, reflected_schema, run
 
 MODELS_V1 = '''import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from .conftest import Host
+from .helpers import Host
 
 INDEPENDENT = {"equipment", "notifications"}  # the demo's plugins that do not need network
 NEED_NETWORK = {"computers", "printers", "usb"}

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import COPY_OPTIONS, TEMPLATE, Database, Host, commit_all, copy_host, copy_plugin, git, run
+from .helpers import COPY_OPTIONS, TEMPLATE, Database, Host, copie_host, copie_plugin, make_sqlalchemy_app, run
 
 JINJA_LEFTOVER = re.compile(r"{{|{%")
 RUNTIME_FILES = {
@@ -54,10 +54,8 @@ def assert_no_jinja_left(root: Path) -> None:
         assert not JINJA_LEFTOVER.search(text), f"Jinja left in {path.relative_to(root)}"
 
 
-def test_host_scope_renders_the_runtime(copie) -> None:
-    result = copie.copy(extra_answers={"scope": "host", "host_package": "shopapp", "model_base": "shopapp.models:db.Model"})
-    assert result.exit_code == 0, result.exception
-    root = result.project_dir
+def test_host_scope_renders_the_runtime(copie, template_repo: Path) -> None:
+    root = copie_host(copie, template_repo, model_base="shopapp.models:db.Model").project_dir
 
     assert {p.name for p in (root / "shopapp" / "plugins").iterdir() if p.is_file()} == RUNTIME_FILES
     assert (root / "tests" / "test_plugin_migrations.py").is_file()
@@ -101,22 +99,6 @@ def test_the_runtime_is_plain_python_copied_verbatim() -> None:
         assert not JINJA_LEFTOVER.search(path.read_text()), path.name
 
 
-def make_sqlalchemy_app(root: Path, package: str) -> None:
-    """A plain SQLAlchemy application (no Flask) with one core table, as a git repo."""
-    package_dir = root.joinpath(*package.split("."))
-    package_dir.mkdir(parents=True)
-    for depth in range(1, package.count(".") + 2):
-        (root.joinpath(*package.split(".")[:depth]) / "__init__.py").write_text("")
-    (package_dir / "models.py").write_text(
-        "from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column\n\n\n"
-        "class Base(DeclarativeBase):\n    pass\n\n\n"
-        "class Account(Base):\n    __tablename__ = 'accounts'\n\n"
-        "    id: Mapped[int] = mapped_column(primary_key=True)\n"
-    )
-    git(root, "init", "-q")
-    commit_all(root, "app")
-
-
 LAYOUTS = [
     pytest.param(("shopapp", "plugins"), id="flat"),
     pytest.param(("myorg.shop", "src/plugins"), id="dotted-package-nested-plugins-dir"),
@@ -124,18 +106,20 @@ LAYOUTS = [
 
 
 @pytest.fixture(params=LAYOUTS)
-def sqlalchemy_host(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Host, str]:
-    """A plain SQLAlchemy app with the host scope and three plugins, as the README's steps make it."""
-    package, plugins_dir = request.param
-    make_sqlalchemy_app(tmp_path, package)
-    host = copy_host(tmp_path, host_package=package, model_base=f"{package}.models:Base", plugins_dir=plugins_dir)
-    assert host.returncode == 0, host.stderr
-    commit_all(tmp_path, "host")
+def sqlalchemy_host(request: pytest.FixtureRequest, tmp_path: Path, copie, template_repo: Path) -> tuple[Host, str]:
+    """A plain SQLAlchemy app with the host scope and three plugins, as the README's steps make it.
 
-    network = copy_plugin(tmp_path, plugin_name="network", tables=["subnets", "hosts"])
-    assert network.returncode == 0, network.stderr
+    Copier runs in process (pytest-copie), each step in a new folder holding
+    a copy of the previous one; the host's own commands then run as processes.
+    """
+    package, plugins_dir = request.param
+    make_sqlalchemy_app(tmp_path / "app", package)
+    host = copie_host(copie, template_repo, tmp_path / "app",
+                      host_package=package, model_base=f"{package}.models:Base", plugins_dir=plugins_dir)
+
+    network = copie_plugin(copie, host, template_repo, plugin_name="network", tables=["subnets", "hosts"])
     # printers gets hand-written models with a foreign key into network's table.
-    printers_dir = tmp_path / plugins_dir / "printers"
+    printers_dir = network.project_dir / plugins_dir / "printers"
     printers_dir.mkdir(parents=True)
     (printers_dir / "models.py").write_text(
         f"import sqlalchemy as sa\nfrom sqlalchemy.orm import Mapped, mapped_column\n\nfrom {package}.models import Base\n\n\n"
@@ -143,18 +127,16 @@ def sqlalchemy_host(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Hos
         "    id: Mapped[int] = mapped_column(primary_key=True)\n"
         "    host_id: Mapped[int] = mapped_column(sa.ForeignKey('hosts.id'))\n"
     )
-    printers = copy_plugin(tmp_path, plugin_name="printers", tables=["printers"], depends_on=["network"])
-    assert printers.returncode == 0, printers.stderr
+    printers = copie_plugin(copie, network, template_repo,
+                            plugin_name="printers", tables=["printers"], depends_on=["network"])
     # audit declares a plain Table and asks for no model skeleton.
-    audit = copy_plugin(tmp_path, plugin_name="audit", tables=["audit_log"], with_models=False)
-    assert audit.returncode == 0, audit.stderr
-    (tmp_path / plugins_dir / "audit" / "models.py").write_text(
+    audit = copie_plugin(copie, printers, template_repo, plugin_name="audit", tables=["audit_log"], with_models=False)
+    (audit.project_dir / plugins_dir / "audit" / "models.py").write_text(
         f"import sqlalchemy as sa\n\nfrom {package}.models import Base\n\n"
         "audit_log = sa.Table('audit_log', Base.metadata, sa.Column('id', sa.Integer, primary_key=True),"
         " sa.Column('at', sa.DateTime, index=True))\n"
     )
-    commit_all(tmp_path, "plugins")
-    return Host(tmp_path, package), plugins_dir
+    return Host(audit.project_dir, package), plugins_dir
 
 
 def test_plugin_scope_renders_parseable_scaffolding(sqlalchemy_host: tuple[Host, str]) -> None:
@@ -256,13 +238,16 @@ def test_generated_runtime_passes_mypy_strict(sqlalchemy_host: tuple[Host, str])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_with_models_false_writes_no_models(tmp_path: Path) -> None:
-    make_sqlalchemy_app(tmp_path, "shopapp")
-    assert copy_host(tmp_path).returncode == 0
-    result = copy_plugin(tmp_path, plugin_name="audit", tables=["audit_log"], with_models=False)
-    assert result.returncode == 0, result.stderr
-    assert not (tmp_path / "plugins" / "audit" / "models.py").exists()
-    assert (tmp_path / "plugins" / "audit" / "migrations" / "env.py").is_file()
+def test_with_models_false_writes_no_models(copie, template_repo: Path) -> None:
+    host = copie_host(copie, template_repo)
+    plugin = copie_plugin(copie, host, template_repo, plugin_name="audit", tables=["audit_log"], with_models=False)
+    root = plugin.project_dir
+    assert not (root / "plugins" / "audit" / "models.py").exists()
+    assert (root / "plugins" / "audit" / "migrations" / "env.py").is_file()
+
+
+#: The helpers whose keyword arguments (but COPY_OPTIONS) are answers.
+COPY_HELPERS = ("copy_host", "copy_plugin", "copie_host", "copie_plugin")
 
 
 def test_every_answer_key_used_in_tests_is_a_question() -> None:
@@ -273,7 +258,7 @@ def test_every_answer_key_used_in_tests_is_a_question() -> None:
     for source in sources:
         tree = ast.parse(source.read_text())
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("copy_host", "copy_plugin"):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in COPY_HELPERS:
                 used.update(keyword.arg for keyword in node.keywords if keyword.arg and keyword.arg not in COPY_OPTIONS)
             if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "copy":
                 for keyword in node.keywords:
@@ -284,8 +269,8 @@ def test_every_answer_key_used_in_tests_is_a_question() -> None:
             if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "param":
                 used.update(k.value for arg in node.args if isinstance(arg, ast.Dict) for k in arg.keys)
         for node in tree.body:
-            # Module-level answer tables (REJECTED, HOST_CASES, ...): every dict in them is answers.
-            if isinstance(node, ast.Assign) and re.search(r"(CASES|REJECTED)$", getattr(node.targets[0], "id", "")):
+            # Module-level answer tables (REJECTED, HOST_CASES, HOST_ANSWERS, ...): every dict in them is answers.
+            if isinstance(node, ast.Assign) and re.search(r"(CASES|REJECTED|ANSWERS)$", getattr(node.targets[0], "id", "")):
                 for inner in ast.walk(node.value):
                     if isinstance(inner, ast.Dict):
                         used.update(key.value for key in inner.keys if isinstance(key, ast.Constant))

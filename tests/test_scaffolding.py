@@ -17,8 +17,7 @@ import pytest
 
 from demo.run import build_host
 
-from .conftest import TEMPLATE, Host, commit_all, copy_host, copy_plugin, git, run
-from .test_render import make_sqlalchemy_app
+from .helpers import TEMPLATE, Host, commit_all, copy_host, copy_plugin, git, make_sqlalchemy_app, run
 
 PLUGIN_DIR = "template/{% if scope == 'plugin' %}{{ plugins_dir }}{% endif %}/{{ plugin_name }}/migrations"
 RUNTIME_DIR = "template/{% if scope == 'host' %}{{ host_package_dir }}{% endif %}/plugins"

@@ -10,7 +10,7 @@ import pytest
 from jinja2 import FileSystemLoader
 from jinja2.sandbox import SandboxedEnvironment
 
-from .conftest import TEMPLATE
+from .helpers import TEMPLATE
 
 ENV = SandboxedEnvironment(
     loader=FileSystemLoader(str(TEMPLATE)),
