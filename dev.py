@@ -28,7 +28,8 @@ import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-VENV = ROOT / ".venv"
+# DEV_VENV: another folder, so that .ci/run can keep one environment per interpreter.
+VENV = ROOT / os.environ.get("DEV_VENV", ".venv")
 REQUIREMENTS = ROOT / "requirements.txt"
 STAMP = VENV / "requirements.sha256"
 PG_URL_VARIABLE = "PLUGIN_MIGRATIONS_TEST_PG_URL"

@@ -112,8 +112,9 @@ PLUGIN_CASES = [
      "'audit_log' is listed twice: give each table once."),
     ("table-owned-elsewhere", {"plugin_name": "audit", "tables": ["audit_log", "subnets"]},
      "'subnets' is already owned by plugin 'network': a table has one owner (see Moving a table between owners in the README)."),
-    ("table-without-required-prefix", {"plugin_name": "audit", "tables": ["audit_log"], "table_prefix": "poser_"},
-     "'audit_log' is not a valid table name: this host requires every plugin table to start with 'poser_'."),
+    ("table-prefix-overridden", {"plugin_name": "audit", "tables": ["audit_log"], "table_prefix": "poser_"},
+     "'poser_' is not this host's table_prefix: a plugin copy takes it from .copier-answers.host.yml (''); "
+     "drop -d table_prefix, or change the host first with copier update -a .copier-answers.host.yml -d table_prefix=..."),
     ("self-dependency", {"plugin_name": "audit", "tables": ["audit_log"], "depends_on": ["audit"]},
      "'audit' cannot depend on itself: remove it from depends_on."),
     ("unknown-dependency", {"plugin_name": "audit", "tables": ["audit_log"], "depends_on": ["ghost"]},
@@ -161,6 +162,20 @@ def test_rejected_host_answers(tmp_path: Path, answers: dict, message: str) -> N
 def test_rejected_plugin_answers(host_copy: Path, template_repo: Path, answers: dict, message: str) -> None:
     before = tree_snapshot(host_copy)
     assert_refused(copy_plugin(host_copy, template=template_repo, **answers), host_copy, before, message)
+
+
+def test_a_table_without_the_hosts_prefix_is_refused(tmp_path: Path) -> None:
+    """The host's table_prefix binds every plugin; a plugin copy can neither skip nor change it."""
+    make_sqlalchemy_app(tmp_path, "shopapp")
+    assert copy_host(tmp_path, table_prefix="poser_").returncode == 0
+    commit_all(tmp_path, "host with a table prefix")
+    before = tree_snapshot(tmp_path)
+    assert_refused(copy_plugin(tmp_path, plugin_name="audit", tables=["audit_log"]), tmp_path, before,
+                   "'audit_log' is not a valid table name: this host requires every plugin table to start with 'poser_'.")
+    assert_refused(copy_plugin(tmp_path, plugin_name="audit", tables=["audit_log"], table_prefix=""), tmp_path, before,
+                   "'' is not this host's table_prefix: a plugin copy takes it from .copier-answers.host.yml ('poser_'); "
+                   "drop -d table_prefix, or change the host first with copier update -a .copier-answers.host.yml "
+                   "-d table_prefix=...")
 
 
 def test_a_dependency_cycle_is_refused_on_update(host_copy: Path) -> None:
