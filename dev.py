@@ -2,7 +2,7 @@
 """Developer entry point: the two Quick start commands.
 
     python3 dev.py demo          build the demo host in build/demo and migrate it
-    python3 dev.py test [ARGS]   run the whole test suite (ARGS go to pytest)
+    python3 dev.py test [ARGS]   run the whole test suite, one worker per core (ARGS go to pytest; -n 0 for one process)
     python3 dev.py examples      regenerate examples/demo-host after a template change
     python3 dev.py bench [ARGS]  run the benchmarks (ARGS: --quick, --runs N, --json FILE)
 
@@ -39,20 +39,33 @@ def venv_python() -> Path:
     return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
+def venv_stamp(requirements: bytes, interpreter: str) -> str:
+    """What .venv's stamp file holds when the venv matches these requirements and this interpreter."""
+    return f"{interpreter}\n{hashlib.sha256(requirements).hexdigest()}\n"
+
+
+def venv_action(recorded: str, wanted: str) -> str:
+    """"keep" the venv, "install" the requirements into it, or "recreate" it (another interpreter made it)."""
+    if recorded == wanted:
+        return "keep"
+    return "install" if recorded.splitlines()[:1] == wanted.splitlines()[:1] else "recreate"
+
+
 def ensure_venv() -> Path:
     """Create .venv and install requirements.txt into it unless already in step with both it and this Python."""
-    interpreter = f"{sys.executable} {sys.version}"
-    wanted = hashlib.sha256(REQUIREMENTS.read_bytes() + interpreter.encode()).hexdigest()
-    if STAMP.is_file() and STAMP.read_text().strip() == wanted and venv_python().is_file():
+    wanted = venv_stamp(REQUIREMENTS.read_bytes(), f"{sys.executable} {sys.version}".replace("\n", " "))
+    action = venv_action(STAMP.read_text() if STAMP.is_file() else "", wanted)
+    if action == "keep" and venv_python().is_file():
         return venv_python()
     print(f"dev.py: installing {REQUIREMENTS.name} into {VENV.name}/ for Python {sys.version.split()[0]} ...", flush=True)
-    # A venv made by another interpreter is made anew: its packages were built for that one.
-    venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+    if action == "recreate" or not venv_python().is_file():
+        # A venv made by another interpreter is made anew: its packages were built for that one.
+        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
     subprocess.run(
         [str(venv_python()), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", str(REQUIREMENTS)],
         check=True,
     )
-    STAMP.write_text(wanted + "\n")
+    STAMP.write_text(wanted)
     return venv_python()
 
 
@@ -70,7 +83,10 @@ def main(argv: list[str]) -> int:
         return subprocess.run([python, str(ROOT / "demo" / "run.py"), "--example"], cwd=ROOT).returncode
     if argv[0] == "bench":
         return with_postgresql([python, str(ROOT / "bench" / "run.py"), *argv[1:]], required=True)
-    return with_postgresql([python, "-m", "pytest", *argv[1:]], required=os.environ.get("CI") == "true")
+    # One pytest-xdist worker per core unless told otherwise: the suite is mostly real Copier runs and
+    # real databases in subprocesses, and halves its time on two cores.
+    workers = [] if any(arg == "-n" or arg.startswith(("-n", "--numprocesses")) for arg in argv[1:]) else ["-n", "auto"]
+    return with_postgresql([python, "-m", "pytest", *workers, *argv[1:]], required=os.environ.get("CI") == "true")
 
 
 def with_postgresql(command: list[str], required: bool) -> int:
