@@ -6,12 +6,17 @@ Each command is a thin delegation to PluginManager (or, for the commands
 that need no database, to the module that does the work); every failure
 goes through ``fails_cleanly`` and becomes one ``Error: ...`` line on stderr
 and exit status 1.
+
+Over 300 lines on purpose: it is the whole command set, each command a few
+lines with its options, so that ``--help`` and this file read the same.
+What commands print lives in ``output``.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +27,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from . import PluginManager
 from .checks import check as check_chains
 from .errors import PluginMigrationError, RegistryError, describe_user_error, error_summary, user_code_location
-from .outcomes import UPGRADE_STATUSES, Outcome, Status
+from .fleet import read_urls, status_many, upgrade_many
+from .outcomes import Status
+from .output import print_outcomes, print_runs, print_statuses, print_table
 from .registry import PROJECT_ROOT, Registry
 
 
@@ -51,8 +58,8 @@ def fails_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _manager(ctx: click.Context, lock_timeout: float | None = None) -> PluginManager:
-    manager = PluginManager(lock_timeout=lock_timeout, app=ctx.obj)
+def _manager(ctx: click.Context, lock_timeout: float | None = None, database_url: str | None = None) -> PluginManager:
+    manager = PluginManager(database_url, lock_timeout=lock_timeout, app=ctx.obj)
     ctx.call_on_close(manager.dispose)
     return manager
 
@@ -71,28 +78,6 @@ def _writing_options(command: Callable[..., Any]) -> Callable[..., Any]:
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
-def _print_table(headers: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
-    for row in [headers, *rows]:
-        click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-
-
-def _print_outcomes(outcomes: dict[str, Outcome], as_json: bool = False) -> None:
-    """Print upgrade outcomes (a table and a summary line, or JSON), and fail when any plugin failed."""
-    if as_json:
-        click.echo(json.dumps({name: outcome.as_dict() for name, outcome in outcomes.items()}, indent=2))
-    else:
-        _print_table(["plugin", "result", "detail"], [[name, o.status, o.detail()] for name, o in outcomes.items()])
-        counts = {status: sum(o.status is status for o in outcomes.values()) for status in UPGRADE_STATUSES}
-        plugins = "plugin" if len(outcomes) == 1 else "plugins"
-        click.echo(f"{len(outcomes)} {plugins}: " + ", ".join(f"{n} {status}" for status, n in counts.items() if n))
-    failed = [f'plugin "{name}" failed: {o.error}' for name, o in outcomes.items() if o.status is Status.FAILED]
-    skipped = [name for name, o in outcomes.items() if o.status is Status.SKIPPED]
-    if failed:
-        skipped_note = f"; skipped as their dependencies failed: {', '.join(skipped)}" if skipped else ""
-        raise click.ClickException("; ".join(failed) + skipped_note + "; fix and run the command again")
-
-
 @click.command("list")
 @fails_cleanly
 def list_plugins() -> None:
@@ -102,30 +87,65 @@ def list_plugins() -> None:
         [name, ", ".join(registry.entry(name).tables), ", ".join(registry.entry(name).depends_on) or "-"]
         for name in registry.order
     ]
-    _print_table(["plugin", "tables", "depends on"], rows)
+    print_table(["plugin", "tables", "depends on"], rows)
+
+
+def _databases(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--database-url (repeatable, @FILE) and --jobs, for the commands that work on several databases at once."""
+    command = click.option(
+        "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+        help="With several databases: how many to work on at a time (worker processes).",
+    )(command)
+    return click.option(
+        "--database-url", "database_urls", multiple=True, metavar="URL",
+        help="The database, instead of the default one; repeat it (or give @FILE, one URL per line) for several.",
+    )(command)
+
+
+def _fleet(database_urls: tuple[str, ...]) -> list[str] | None:
+    """The databases of a run over several (None: the command works on one, the default or the one given).
+
+    The registry is checked here, once: a problem with it is every database's, and is said once.
+    """
+    urls = read_urls(database_urls)
+    if not (len(urls) > 1 or any(value.startswith("@") for value in database_urls)):
+        return None
+    PluginManager()
+    return urls
 
 
 @click.command()
 @_json_option
+@_databases
 @click.pass_context
 @fails_cleanly
-def status(ctx: click.Context, as_json: bool) -> None:
+def status(ctx: click.Context, as_json: bool, database_urls: tuple[str, ...], jobs: int) -> None:
     """Show each plugin's current revision, head and pending revisions."""
-    statuses = _manager(ctx).status()
-    if as_json:
-        click.echo(json.dumps([plugin.as_dict() for plugin in statuses], indent=2))
+    fleet = _fleet(database_urls)
+    if fleet is not None:
+        print_runs(status_many(fleet, jobs), as_json, "read")
         return
-    rows = [[s.name, s.current or "-", s.head or "-", str(len(s.pending))] for s in statuses]
-    _print_table(["plugin", "current", "head", "pending"], rows)
+    statuses = [plugin.as_dict() for plugin in _manager(ctx, database_url=_single(database_urls)).status()]
+    if as_json:
+        click.echo(json.dumps(statuses, indent=2))
+        return
+    print_statuses(statuses)
 
 
-def _upgrade(ctx: click.Context, name: str | None, revision: str, sql: bool, lock_timeout: float | None, as_json: bool) -> None:
+def _single(database_urls: tuple[str, ...]) -> str | None:
+    return database_urls[0] if database_urls else None
+
+
+def _upgrade(
+    ctx: click.Context, name: str | None, revision: str, sql: bool, lock_timeout: float | None, as_json: bool,
+    database_url: str | None = None,
+) -> None:
     """migrate and upgrade-all: one plan, run or (with --sql) printed."""
-    manager = _manager(ctx, lock_timeout)
+    manager = _manager(ctx, lock_timeout, database_url)
     if sql:
         click.echo(manager.upgrade_sql(name, revision), nl=False)
         return
-    _print_outcomes(manager.upgrade(name, revision), as_json)
+    print_outcomes(manager.upgrade(name, revision), as_json)
 
 
 @click.command()
@@ -143,11 +163,20 @@ def migrate(ctx: click.Context, name: str, revision: str, sql: bool, lock_timeou
 @click.command("upgrade-all")
 @_writing_options
 @_json_option
+@_databases
 @click.pass_context
 @fails_cleanly
-def upgrade_all(ctx: click.Context, sql: bool, lock_timeout: float | None, as_json: bool) -> None:
-    """Run every plugin's pending migrations, dependencies first."""
-    _upgrade(ctx, None, "head", sql, lock_timeout, as_json)
+def upgrade_all(
+    ctx: click.Context, sql: bool, lock_timeout: float | None, as_json: bool, database_urls: tuple[str, ...], jobs: int
+) -> None:
+    """Run every plugin's pending migrations, dependencies first (on several databases with --database-url)."""
+    fleet = _fleet(database_urls)
+    if fleet is None:
+        _upgrade(ctx, None, "head", sql, lock_timeout, as_json, _single(database_urls))
+    elif sql:
+        raise click.UsageError("--sql previews one database at a time; give one --database-url")
+    else:
+        print_runs(upgrade_many(fleet, jobs, lock_timeout), as_json, "upgraded")
 
 
 @click.command()
@@ -297,13 +326,29 @@ COMMANDS = [
 ]
 
 
+def _configure_logging(verbose: bool) -> None:
+    """Quiet by default: the commands say what happened; -v adds Alembic's INFO lines on stderr.
+
+    Alembic logs through the standard ``logging`` module; an app that set up
+    logging of its own (Flask does) would otherwise print them all.
+    """
+    logger = logging.getLogger("alembic")
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    if verbose and not any(isinstance(handler, logging.StreamHandler) for handler in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)-5.5s [%(name)s] %(message)s"))
+        logger.addHandler(handler)
+
+
 def make_cli(app: Any = None) -> click.Group:
     """The ``plugin`` command group; with a Flask ``app``, its database is the default one."""
 
     @click.group("plugin", commands=COMMANDS)
+    @click.option("-v", "--verbose", is_flag=True, help="Show Alembic's log (each migration as it runs).")
     @click.pass_context
-    def plugin(ctx: click.Context) -> None:
+    def plugin(ctx: click.Context, verbose: bool) -> None:
         """Per-plugin database migrations: one Alembic chain per plugin."""
         ctx.obj = app
+        _configure_logging(verbose)
 
     return plugin
