@@ -391,3 +391,23 @@ def test_upgrade_all_json_prints_the_contract_dicts(demo_host: Host) -> None:
     assert {name: o["status"] for name, o in json.loads(again.stdout).items()} == dict.fromkeys(
         ["equipment", "network", "computers", "usb"], "current"
     )
+
+
+def test_a_version_table_with_two_rows_is_reported_not_raised(demo_host: Host) -> None:
+    assert demo_host.plugin_cli("upgrade-all").returncode == 0
+    demo_host.database.execute("INSERT INTO alembic_version_network (version_num) VALUES ('0000_stray')")
+    problem = (
+        "its version table alembic_version_network holds 2 revisions (0000_stray, 0001_baseline_network), "
+        "nothing was changed; keep the right one with `stamp network REVISION`"
+    )
+
+    status = demo_host.plugin_cli("status")
+    assert status.returncode == 0, status.stderr
+    assert "network        ?  " in status.stdout
+    assert f'plugin "network": {problem}' in status.stdout
+    [network] = [p for p in json.loads(demo_host.plugin_cli("status", "--json").stdout) if p["name"] == "network"]
+    assert network["current"] is None and network["problem"] == problem
+
+    upgrade = demo_host.plugin_cli("upgrade-all")
+    assert upgrade.returncode == 1
+    assert f'plugin "network" failed: {problem}' in upgrade.stderr and "Traceback" not in upgrade.stderr

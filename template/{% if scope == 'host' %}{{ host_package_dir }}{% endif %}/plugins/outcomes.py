@@ -71,6 +71,10 @@ class PluginStatus:
     current: str | None
     head: str | None
     pending: list[str] = field(default_factory=list)
+    problem: str | None = None  # the database's state is not one revision of the chain
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "current": self.current, "head": self.head, "pending": list(self.pending)}
+        return {
+            "name": self.name, "current": self.current, "head": self.head, "pending": list(self.pending),
+            "problem": self.problem,
+        }

@@ -17,7 +17,7 @@ from functools import partial
 from .chains import Chains
 from .errors import PluginMigrationError, describe_user_error
 from .registry import PluginEntry
-from .versions import DatabaseState
+from .versions import DatabaseState, several_rows
 
 
 class Action(StrEnum):
@@ -51,10 +51,7 @@ def decide(
     """
     name = entry.name
     if len(recorded) > 1:
-        return Step(name, Action.REFUSE, None, target, (
-            f"its version table {entry.version_table} holds {len(recorded)} revisions ({', '.join(recorded)}), "
-            f"nothing was changed; keep the right one with `stamp {name} REVISION`"
-        ))
+        return Step(name, Action.REFUSE, None, target, several_rows(entry, recorded))
     current = recorded[0] if recorded else None
     if current is not None:
         reached = current == (head() if target == "head" else target)

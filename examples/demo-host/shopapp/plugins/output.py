@@ -65,8 +65,15 @@ def _print_run(run: DatabaseRun) -> None:
 
 
 def print_statuses(statuses: Sequence[dict[str, Any]]) -> None:
-    rows = [[s["name"], s["current"] or "-", s["head"] or "-", str(len(s["pending"]))] for s in statuses]
+    """The status table; a plugin whose version table is not one revision shows "?" and its problem below."""
+    rows = [
+        [s["name"], s["current"] or ("?" if s["problem"] else "-"), s["head"] or "-", "?" if s["problem"] else str(len(s["pending"]))]
+        for s in statuses
+    ]
     print_table(["plugin", "current", "head", "pending"], rows)
+    for s in statuses:
+        if s["problem"]:
+            click.echo(f'plugin "{s["name"]}": {s["problem"]}')
 
 
 def _failed_plugins(run: DatabaseRun) -> str:

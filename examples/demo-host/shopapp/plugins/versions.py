@@ -53,12 +53,29 @@ def current_revision(connection: Connection, entry: PluginEntry) -> str | None:
     return MigrationContext.configure(connection, opts={"version_table": entry.version_table}).get_current_revision()
 
 
+def several_rows(entry: PluginEntry, rows: tuple[str, ...]) -> str:
+    """What is wrong with a version table that holds more than one revision, and the fix."""
+    return (
+        f"its version table {entry.version_table} holds {len(rows)} revisions ({', '.join(sorted(rows))}), "
+        f"nothing was changed; keep the right one with `stamp {entry.name} REVISION`"
+    )
+
+
 def plugin_statuses(connection: Connection, chains: Chains) -> list[PluginStatus]:
-    """Every plugin's current revision, head and pending revisions, in dependency order."""
+    """Every plugin's current revision, head and pending revisions, in dependency order.
+
+    Every version table is read with ``read_state``'s few queries; a version
+    table with several rows is reported as the plugin's problem.
+    """
+    state = read_state(connection, chains.registry, chains.registry.order)
     statuses = []
     for name in chains.registry.order:
-        current = current_revision(connection, chains.registry.entry(name))
-        statuses.append(PluginStatus(name, current, chains.head(name), chains.pending(name, current)))
+        rows, head = state.recorded[name], chains.head(name)
+        if len(rows) > 1:
+            statuses.append(PluginStatus(name, None, head, problem=several_rows(chains.registry.entry(name), rows)))
+            continue
+        current = rows[0] if rows else None
+        statuses.append(PluginStatus(name, current, head, chains.pending(name, current)))
     return statuses
 
 
