@@ -23,8 +23,8 @@ import sqlalchemy as sa
 from flask import Flask
 
 MODULES = (
-    "alembic_template", "baseline", "chains", "checks", "cli", "compare", "database", "downgrade", "errors", "fleet",
-    "metadata", "outcomes", "output", "plan", "registry", "rendering", "revisions", "scaffolding", "upgrade", "versions",
+    "alembic_template", "baseline", "chains", "checks", "cli", "cli_options", "compare", "database", "downgrade", "errors", "fleet",
+    "metadata", "outcomes", "output", "plan", "registry", "removal", "rendering", "revisions", "scaffolding", "upgrade", "versions",
 )
 
 

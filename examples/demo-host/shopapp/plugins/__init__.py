@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from . import checks, downgrade, revisions, upgrade, versions
+from . import checks, downgrade, removal, revisions, upgrade, versions
 from .chains import Chains
 from .database import Database
 from .downgrade import Confirm
@@ -21,6 +21,7 @@ from .errors import LockTimeout, PluginMigrationError, RegistryError
 from .metadata import core_conflicts
 from .outcomes import Outcome, PluginStatus, Status
 from .registry import PluginEntry, Registry
+from .removal import Removal
 
 __all__ = [
     "LockTimeout",
@@ -119,6 +120,13 @@ class PluginManager:
 
     def downgrade_sql(self, name: str, revision: str) -> str:
         return downgrade.downgrade_sql(self.chains, name, revision)
+
+    def remove(self, name: str, confirm: Confirm | None = None, delete_code: bool = False) -> Removal:
+        """Downgrade ``name`` to base and drop its version table, then delete its scaffolding and registry entry."""
+        return removal.remove(self.chains, name, confirm, delete_code)
+
+    def remove_sql(self, name: str) -> str:
+        return removal.remove_sql(self.chains, name)
 
     def revision(self, name: str, message: str, autogenerate: bool = False) -> Path:
         """Write the plugin's next revision, freezing its baseline first when the chain grows."""

@@ -7,16 +7,14 @@ that need no database, to the module that does the work); every failure
 goes through ``fails_cleanly`` and becomes one ``Error: ...`` line on stderr
 and exit status 1.
 
-Over 300 lines on purpose: it is the whole command set, each command a few
-lines with its options, so that ``--help`` and this file read the same.
-What commands print lives in ``output``.
+What commands print lives in ``output``; the options several commands share,
+and the question asked before data is dropped, in ``cli_options``.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from . import PluginManager
 from .checks import check as check_chains
+from .cli_options import configure_logging, confirm_drop, database_options, json_option, writing_options
 from .errors import PluginMigrationError, RegistryError, describe_user_error, error_summary, user_code_location
 from .fleet import read_urls, status_many, upgrade_many
 from .outcomes import Status
@@ -64,18 +63,10 @@ def _manager(ctx: click.Context, lock_timeout: float | None = None, database_url
     return manager
 
 
-def _writing_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--sql and --lock-timeout, shared by the commands that change the database."""
-    command = click.option(
-        "--lock-timeout",
-        type=click.FloatRange(min=0),
-        default=None,
-        help="Seconds to wait for another migrator of this database to finish [default: 300].",
-    )(command)
-    return click.option("--sql", "sql", is_flag=True, help="Print the SQL instead of running it.")(command)
 
 
-_json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
 
 
 @click.command("list")
@@ -90,16 +81,7 @@ def list_plugins() -> None:
     print_table(["plugin", "tables", "depends on"], rows)
 
 
-def _databases(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--database-url (repeatable, @FILE) and --jobs, for the commands that work on several databases at once."""
-    command = click.option(
-        "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-        help="With several databases: how many to work on at a time (worker processes).",
-    )(command)
-    return click.option(
-        "--database-url", "database_urls", multiple=True, metavar="URL",
-        help="The database, instead of the default one; repeat it (or give @FILE, one URL per line) for several.",
-    )(command)
+
 
 
 def _fleet(database_urls: tuple[str, ...]) -> list[str] | None:
@@ -115,8 +97,8 @@ def _fleet(database_urls: tuple[str, ...]) -> list[str] | None:
 
 
 @click.command()
-@_json_option
-@_databases
+@json_option
+@database_options
 @click.pass_context
 @fails_cleanly
 def status(ctx: click.Context, as_json: bool, database_urls: tuple[str, ...], jobs: int) -> None:
@@ -151,8 +133,8 @@ def _upgrade(
 @click.command()
 @click.argument("name")
 @click.option("--revision", default="head", show_default=True, help="Revision to upgrade to.")
-@_writing_options
-@_json_option
+@writing_options
+@json_option
 @click.pass_context
 @fails_cleanly
 def migrate(ctx: click.Context, name: str, revision: str, sql: bool, lock_timeout: float | None, as_json: bool) -> None:
@@ -161,9 +143,9 @@ def migrate(ctx: click.Context, name: str, revision: str, sql: bool, lock_timeou
 
 
 @click.command("upgrade-all")
-@_writing_options
-@_json_option
-@_databases
+@writing_options
+@json_option
+@database_options
 @click.pass_context
 @fails_cleanly
 def upgrade_all(
@@ -183,7 +165,7 @@ def upgrade_all(
 @click.argument("name")
 @click.argument("revision")
 @click.option("--yes", is_flag=True, help="Drop tables without asking (for scripts).")
-@_writing_options
+@writing_options
 @click.pass_context
 @fails_cleanly
 def downgrade(ctx: click.Context, name: str, revision: str, yes: bool, sql: bool, lock_timeout: float | None) -> None:
@@ -193,21 +175,36 @@ def downgrade(ctx: click.Context, name: str, revision: str, yes: bool, sql: bool
         click.echo(manager.downgrade_sql(name, revision), nl=False)
         return
 
-    def confirm(plugin: str, tables: list[str]) -> bool:
-        if yes:
-            return True
-        click.echo(f'Downgrading "{plugin}" to {revision} drops these tables and their data: {", ".join(tables)}', err=True)
-        try:
-            return click.confirm("Drop them?", default=False, err=True)
-        except click.Abort:  # nobody to answer (closed stdin, Ctrl-C): the safe answer is no
-            click.echo(err=True)
-            return False
-
-    outcome = manager.downgrade(name, revision, confirm)
+    outcome = manager.downgrade(name, revision, confirm_drop(yes, f'Downgrading "{name}" to {revision}'))
     if outcome.status is Status.ABORTED:
         raise click.ClickException(f'downgrade of "{name}" aborted; nothing was changed (pass --yes to drop the tables)')
     dropped = f"; dropped {', '.join(outcome.dropped)}" if outcome.dropped else ""
     click.echo(f"{name}: {outcome.from_revision or 'base'} -> {outcome.to_revision or 'base'}{dropped}")
+
+
+@click.command()
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Drop the plugin's tables without asking (for scripts).")
+@click.option("--delete-code", is_flag=True, help="Also delete the plugin's models, revisions and other files.")
+@writing_options
+@click.pass_context
+@fails_cleanly
+def remove(ctx: click.Context, name: str, yes: bool, delete_code: bool, sql: bool, lock_timeout: float | None) -> None:
+    """Remove plugin NAME: its tables and version table, then its scaffolding, answers file and registry entry."""
+    manager = _manager(ctx, lock_timeout)
+    if sql:
+        click.echo(manager.remove_sql(name), nl=False)
+        return
+    removed = manager.remove(name, confirm_drop(yes, f'Removing "{name}"'), delete_code)
+    if removed.outcome.status is Status.ABORTED:
+        raise click.ClickException(f'removal of "{name}" aborted; nothing was changed (pass --yes to drop the tables)')
+    dropped = f"dropped {', '.join(removed.outcome.dropped)}; " if removed.outcome.dropped else ""
+    click.echo(f"{name}: {dropped}removed its version table, scaffolding, answers file and registry entry")
+    for path in removed.left:
+        click.echo(f"left for you: {path} (delete it, or run remove with --delete-code)")
+
+
+
 
 
 @click.command()
@@ -315,6 +312,7 @@ COMMANDS = [
     migrate,
     upgrade_all,
     downgrade,
+    remove,
     history,
     revision,
     stamp,
@@ -326,18 +324,7 @@ COMMANDS = [
 ]
 
 
-def _configure_logging(verbose: bool) -> None:
-    """Quiet by default: the commands say what happened; -v adds Alembic's INFO lines on stderr.
 
-    Alembic logs through the standard ``logging`` module; an app that set up
-    logging of its own (Flask does) would otherwise print them all.
-    """
-    logger = logging.getLogger("alembic")
-    logger.setLevel(logging.INFO if verbose else logging.WARNING)
-    if verbose and not any(isinstance(handler, logging.StreamHandler) for handler in logger.handlers):
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)-5.5s [%(name)s] %(message)s"))
-        logger.addHandler(handler)
 
 
 def make_cli(app: Any = None) -> click.Group:
@@ -349,6 +336,6 @@ def make_cli(app: Any = None) -> click.Group:
     def plugin(ctx: click.Context, verbose: bool) -> None:
         """Per-plugin database migrations: one Alembic chain per plugin."""
         ctx.obj = app
-        _configure_logging(verbose)
+        configure_logging(verbose)
 
     return plugin

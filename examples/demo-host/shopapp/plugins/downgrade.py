@@ -9,7 +9,7 @@ from collections.abc import Callable
 from alembic import command
 from alembic.util import CommandError
 from sqlalchemy import inspect
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Transaction
 from sqlalchemy.exc import SQLAlchemyError
 
 from .chains import Chains
@@ -32,33 +32,38 @@ def downgrade(chains: Chains, name: str, revision: str, confirm: Confirm | None 
     point into. When it would drop tables, ``confirm(name, tables)`` decides;
     without a yes the transaction is rolled back and nothing changes.
     """
-    registry, entry = chains.registry, chains.registry.entry(name)
     with chains.database.migration_session() as session, session.step() as transaction:
-        connection = session.connection
-        before = current_revision(connection, entry)
-        incoming = foreign_keys_into(connection, set(entry.tables))
-        tables_before = set(inspect(connection).get_table_names())
-        try:
-            command.downgrade(chains.config(name, connection), revision)
-        except CommandError as error:
-            raise PluginMigrationError(f'plugin "{name}": {error}') from None
-        except SQLAlchemyError as error:
-            if sqlstate(error) == DEPENDENT_OBJECTS_STILL_EXIST and incoming:
-                raise _refuse_referenced(registry, name, revision, incoming) from None
-            if sqlstate(error) == LOCK_NOT_AVAILABLE:
-                raise chains.database.table_lock_timeout_error() from None
-            raise PluginMigrationError(
-                f'plugin "{name}": downgrade to {revision} failed, nothing was changed: {error_summary(error)}'
-            ) from None
-        dropped = sorted(tables_before - set(inspect(connection).get_table_names()))
-        blocking = {table: incoming[table] for table in dropped if table in incoming}
-        if blocking:
-            raise _refuse_referenced(registry, name, revision, blocking)
-        if dropped and not (confirm is not None and confirm(name, dropped)):
-            transaction.rollback()
-            return Outcome(name, Status.ABORTED, before, before, dropped=tuple(dropped))
-        after = current_revision(connection, entry)
-    return Outcome(name, Status.DOWNGRADED, before, after, dropped=tuple(dropped))
+        return downgrade_in(session.connection, transaction, chains, name, revision, confirm)
+
+
+def downgrade_in(
+    connection: Connection, transaction: Transaction, chains: Chains, name: str, revision: str, confirm: Confirm | None
+) -> Outcome:
+    """``downgrade`` inside a transaction the caller holds (``remove`` adds its own step after it)."""
+    registry, entry = chains.registry, chains.registry.entry(name)
+    before = current_revision(connection, entry)
+    incoming = foreign_keys_into(connection, set(entry.tables))
+    tables_before = set(inspect(connection).get_table_names())
+    try:
+        command.downgrade(chains.config(name, connection), revision)
+    except CommandError as error:
+        raise PluginMigrationError(f'plugin "{name}": {error}') from None
+    except SQLAlchemyError as error:
+        if sqlstate(error) == DEPENDENT_OBJECTS_STILL_EXIST and incoming:
+            raise _refuse_referenced(registry, name, revision, incoming) from None
+        if sqlstate(error) == LOCK_NOT_AVAILABLE:
+            raise chains.database.table_lock_timeout_error() from None
+        raise PluginMigrationError(
+            f'plugin "{name}": downgrade to {revision} failed, nothing was changed: {error_summary(error)}'
+        ) from None
+    dropped = sorted(tables_before - set(inspect(connection).get_table_names()))
+    blocking = {table: incoming[table] for table in dropped if table in incoming}
+    if blocking:
+        raise _refuse_referenced(registry, name, revision, blocking)
+    if dropped and not (confirm is not None and confirm(name, dropped)):
+        transaction.rollback()
+        return Outcome(name, Status.ABORTED, before, before, dropped=tuple(dropped))
+    return Outcome(name, Status.DOWNGRADED, before, current_revision(connection, entry), dropped=tuple(dropped))
 
 
 def downgrade_sql(chains: Chains, name: str, revision: str) -> str:

@@ -1,0 +1,65 @@
+"""The click options several commands share, the question asked before data is dropped, and logging."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+
+def writing_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--sql and --lock-timeout, shared by the commands that change the database."""
+    command = click.option(
+        "--lock-timeout",
+        type=click.FloatRange(min=0),
+        default=None,
+        help="Seconds to wait for another migrator of this database to finish [default: 300].",
+    )(command)
+    return click.option("--sql", "sql", is_flag=True, help="Print the SQL instead of running it.")(command)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def database_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--database-url (repeatable, @FILE) and --jobs, for the commands that work on several databases at once."""
+    command = click.option(
+        "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+        help="With several databases: how many to work on at a time (worker processes).",
+    )(command)
+    return click.option(
+        "--database-url", "database_urls", multiple=True, metavar="URL",
+        help="The database, instead of the default one; repeat it (or give @FILE, one URL per line) for several.",
+    )(command)
+
+
+def confirm_drop(yes: bool, doing: str) -> Callable[[str, list[str]], bool]:
+    """The question asked before tables and their data are dropped; --yes answers it, and nobody to ask means no."""
+
+    def confirm(plugin: str, tables: list[str]) -> bool:
+        if yes:
+            return True
+        click.echo(f'{doing} drops these tables and their data: {", ".join(tables)}', err=True)
+        try:
+            return click.confirm("Drop them?", default=False, err=True)
+        except click.Abort:  # nobody to answer (closed stdin, Ctrl-C): the safe answer is no
+            click.echo(err=True)
+            return False
+
+    return confirm
+
+
+def configure_logging(verbose: bool) -> None:
+    """Quiet by default: the commands say what happened; -v adds Alembic's INFO lines on stderr.
+
+    Alembic logs through the standard ``logging`` module; an app that set up
+    logging of its own (Flask does) would otherwise print them all.
+    """
+    logger = logging.getLogger("alembic")
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    if verbose and not any(isinstance(handler, logging.StreamHandler) for handler in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)-5.5s [%(name)s] %(message)s"))
+        logger.addHandler(handler)
