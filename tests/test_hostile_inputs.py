@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
-from .helpers import Host, commit_all, copier, copy_host, copy_plugin, git, make_sqlalchemy_app, tree_snapshot
+from .helpers import Host, commit_all, copier, copy_host, copy_plugin, git, make_sqlalchemy_app, run, tree_snapshot
 
 
 @pytest.fixture(scope="module")
@@ -94,10 +95,9 @@ PLUGIN_CASES = [
     ("existing-plugin", {"plugin_name": "network", "tables": ["t"]},
      "'network' is already a plugin in this host (registry.json lists it): choose another plugin_name, "
      "or change it with copier update --trust -a .copier-answers.plugin-network.yml."),
-    ("empty-table-list", {"plugin_name": "audit", "tables": []},
-     "'[]' is not a valid table list: give a non-empty YAML list such as [network_devices, subnets]."),
     ("table-list-is-a-string", {"plugin_name": "audit", "tables": "audit_log"},
-     "'audit_log' is not a valid table list: give a non-empty YAML list such as [network_devices, subnets]."),
+     "'audit_log' is not a valid table list: give a YAML list such as [network_devices, subnets], or [] for a plugin "
+     "with no table yet."),
     ("table-with-punctuation", {"plugin_name": "audit", "tables": ["Audit-Log!"]},
      "'Audit-Log!' is not a valid table name: use lowercase letters, digits and _, not starting with a digit."),
     ("table-with-quotes", {"plugin_name": "audit", "tables": ['log"; DROP TABLE subnets; --']},
@@ -243,7 +243,7 @@ BROKEN_REGISTRIES = [
                  'registry.json: table "accounts" is owned twice: registered to plugin "printers" and defined by the core models (shopapp.models)',
                  id="table-owned-by-plugin-and-core"),
     pytest.param(lambda root: break_registry(root, lambda p: p["network"].update(tables="subnets")),
-                 'registry.json: entry "network": "tables" must be a non-empty list of table names', id="tables-not-a-list"),
+                 'registry.json: entry "network": "tables" must be a list of table names (empty for none yet)', id="tables-not-a-list"),
     pytest.param(lambda root: break_registry(root, lambda p: p["network"]["tables"].append("x; DROP TABLE y")),
                  'registry.json: entry "network": "x; DROP TABLE y" is not a valid table name', id="hostile-table-name"),
 ]
@@ -272,3 +272,18 @@ def test_a_broken_registry_stops_every_command_before_the_database(host_copy: Pa
         assert line.startswith("Error: ") and message in line, (command, line)
         assert database.read_bytes() == snapshot, f"{command} touched the database"
     assert os.path.exists(database)
+
+
+def test_a_plugin_with_no_table_yet_is_registered_and_migrates(host_copy: Path, template_repo: Path) -> None:
+    result = copy_plugin(host_copy, template=template_repo, plugin_name="audit", tables=[])
+    assert result.returncode == 0, result.stderr
+    assert json.loads((host_copy / "shopapp/plugins/registry.json").read_text())["plugins"]["audit"] == {
+        "tables": [], "depends_on": []
+    }
+    host = Host(host_copy)
+    upgrade = host.plugin_cli("migrate", "audit")
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert upgrade.stdout.splitlines()[1].split() == ["audit", "installed", "installed", "at", "0001_baseline_audit"]
+    assert host.database.version_of("audit") == ["0001_baseline_audit"]
+    lint = run([sys.executable, "-m", "ruff", "check", "--no-cache", "--select", "F,E9,B", "plugins/audit"], host_copy)
+    assert lint.returncode == 0, lint.stdout

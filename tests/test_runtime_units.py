@@ -91,7 +91,7 @@ UNREADABLE = [
     pytest.param('{"plugins": ' + "[" * 200_000 + "]" * 200_000 + "}", "nested too deeply", id="deeply-nested"),
     pytest.param("[]", 'expected an object with a "plugins" object, found NoneType', id="not-an-object"),
     pytest.param('{"plugins": {"a": []}}', 'entry "a" must be an object with "tables" and "depends_on"', id="entry-not-object"),
-    pytest.param('{"plugins": {"a": {"tables": "t"}}}', 'entry "a": "tables" must be a non-empty list', id="tables-string"),
+    pytest.param('{"plugins": {"a": {"tables": "t"}}}', 'entry "a": "tables" must be a list of table names', id="tables-string"),
     pytest.param('{"plugins": {"a": {"tables": ["t"], "depends_on": [1]}}}', '"depends_on" must be a list', id="depends-on-ints"),
 ]
 

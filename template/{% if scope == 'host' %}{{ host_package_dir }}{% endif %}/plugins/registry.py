@@ -116,8 +116,8 @@ class Registry:
             if not isinstance(entry, dict):
                 raise RegistryError(f'{path}: entry "{name}" must be an object with "tables" and "depends_on"')
             tables, depends_on = entry.get("tables"), entry.get("depends_on", [])
-            if not _string_list(tables) or not tables:
-                raise RegistryError(f'{path}: entry "{name}": "tables" must be a non-empty list of table names')
+            if not _string_list(tables):
+                raise RegistryError(f'{path}: entry "{name}": "tables" must be a list of table names (empty for none yet)')
             if not _string_list(depends_on):
                 raise RegistryError(f'{path}: entry "{name}": "depends_on" must be a list of plugin names')
             entries[name] = PluginEntry(name, tuple(tables), tuple(depends_on), root / plugins_dir / name)
