@@ -397,3 +397,19 @@ def test_a_failed_step_rolls_back_alone(rt: SimpleNamespace, new_database) -> No
         database.dispose()
     tables = test_database.tables()
     assert {"kept", "after"} <= tables and "rolled_back" not in tables
+
+
+@pytest.mark.parametrize("new_database", ["postgresql"], indirect=True)
+def test_lock_timeout_still_bounds_table_locks_after_waiting_for_the_migrator_lock(rt: SimpleNamespace, new_database) -> None:
+    import threading
+
+    url = new_database().url
+    holder = sa.create_engine(url, poolclass=sa.pool.NullPool).connect()
+    holder.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": rt.database.MIGRATION_LOCK_KEY})
+    threading.Timer(0.5, holder.close).start()  # another migrator, finishing half a second later
+    database = rt.database.Database(url, lock_timeout=7)
+    try:
+        with database.migration_session() as session:
+            assert session.connection.exec_driver_sql("SHOW lock_timeout").scalar() == "7s"
+    finally:
+        database.dispose()

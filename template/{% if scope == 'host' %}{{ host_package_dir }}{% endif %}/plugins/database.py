@@ -187,6 +187,7 @@ class Database:
     def _lock_postgresql(self, connection: Connection) -> None:
         # PostgreSQL reads lock_timeout = 0 as "wait for ever": keep at least 1 ms.
         connection.execute(text(f"SET lock_timeout = {max(1, round(self.lock_timeout * 1000))}"))
+        connection.commit()  # a SET inside a transaction that is rolled back (the polling below) is undone
         deadline = time.monotonic() + self.lock_timeout
         acquire = text("SELECT pg_try_advisory_lock(:key)")
         while not connection.scalar(acquire, {"key": MIGRATION_LOCK_KEY}):
