@@ -24,6 +24,7 @@ RUNTIME_FILES = {
     "checks.py",
     "cli.py",
     "compare.py",
+    "conflicts.py",
     "database.py",
     "downgrade.py",
     "errors.py",

@@ -304,3 +304,46 @@ def test_check_scaffolding_fetches_each_version_once_and_starts_no_process_per_p
     # One clone of the template source and one archive of its single recorded version.
     assert six.stdout.split() == ["2", "0"]
     assert three.stdout.split() == ["2", "0"]
+
+
+# -- Hostile answers files and template versions (issue 12) ------------------------------------------------------
+
+
+def copy_of(clean_host: Path, tmp_path: Path, name: str = "host") -> Path:
+    root = tmp_path / name
+    root.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(clean_host, root, symlinks=True)
+    return root
+
+
+MARKERS = "<<<<<<< before updating\nX = 1\n=======\nX = 2\n>>>>>>> after updating\n"
+
+
+@pytest.mark.parametrize("module", ["cli.py", "scaffolding.py"])
+def test_conflict_markers_in_a_runtime_module_are_a_finding_not_a_traceback(clean_host: Path, tmp_path: Path, module: str) -> None:
+    root = copy_of(clean_host, tmp_path)
+    path = root / "shopapp/plugins" / module
+    path.write_text(path.read_text() + MARKERS)
+
+    result = plugin_command(Host(root), "check-scaffolding")
+
+    assert result.returncode == 1
+    assert result.stdout == (
+        f"shopapp/plugins/{module}: holds conflict markers from an update\n"
+        f"  fix: resolve the <<<<<<< ... >>>>>>> blocks in shopapp/plugins/{module} and commit\n"
+    )
+    assert result.stderr == "Error: 1 scaffolding problem(s), each with its fix above\n"
+
+
+def test_another_syntax_error_in_the_cli_is_one_line_naming_file_and_line(clean_host: Path, tmp_path: Path) -> None:
+    root = copy_of(clean_host, tmp_path)
+    cli = root / "shopapp/plugins/cli.py"
+    lines = cli.read_text().splitlines(keepends=True)
+    cli.write_text("".join(lines[:20]) + "def (\n" + "".join(lines[20:]))
+
+    result = plugin_command(Host(root), "list")
+
+    assert result.returncode == 1
+    assert result.stderr == (
+        "Error: shopapp/plugins/cli.py:21: invalid syntax; fix it (or restore the file from git) and run the command again\n"
+    )

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .conflicts import CONFLICT_PROBLEM, conflict_fix, holds_conflict_markers
 from .errors import PluginMigrationError
 from .registry import PROJECT_ROOT, REGISTRY_PATH
 from .rendering import TemplateVersions, git, load_yaml
@@ -31,7 +32,6 @@ from .settings import PLUGINS_DIR
 
 ANSWERS_GLOB = ".copier-answers*.yml"
 HOST_ANSWERS = ".copier-answers.host.yml"
-CONFLICT_MARKERS = ("<<<<<<< ", ">>>>>>> ")
 _DESCRIBE = re.compile(r"^(?P<tag>.+?)(-\d+-g[0-9a-f]+)?$")
 
 
@@ -147,13 +147,8 @@ def _check_files(root: Path, answers_file: AnswersFile, files: dict[str, bytes],
             continue
         text = actual.decode("utf-8", errors="replace")
         diff = _unified(expected.decode("utf-8", errors="replace"), text, f"template {version}: {target}", f"working tree: {target}")
-        if any(line.startswith(CONFLICT_MARKERS) for line in text.splitlines()):
-            yield Finding(
-                target,
-                "holds conflict markers from an update",
-                f"resolve the <<<<<<< ... >>>>>>> blocks in {target} and commit",
-                diff,
-            )
+        if holds_conflict_markers(text):
+            yield Finding(target, CONFLICT_PROBLEM, conflict_fix(target), diff)
         else:
             yield Finding(
                 target,
@@ -269,8 +264,7 @@ def _unmerged_or_rejected(root: Path) -> list[str]:
     for line in status:
         candidate = root / line[3:]
         if candidate.is_file() and candidate.suffix != ".rej":
-            text = candidate.read_text(encoding="utf-8", errors="replace")
-            if any(marker_line.startswith(CONFLICT_MARKERS) for marker_line in text.splitlines()):
+            if holds_conflict_markers(candidate.read_text(encoding="utf-8", errors="replace")):
                 marked.append(line[3:])
     return sorted(set(unmerged) | set(rejected) | set(marked))
 
