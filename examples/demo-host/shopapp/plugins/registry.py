@@ -39,6 +39,11 @@ _TABLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _RUNTIME = __package__ or "plugins"
 
 
+def is_plugin_name(name: object) -> bool:
+    """Whether ``name`` can name a plugin: its folder, its revision ids, its version table."""
+    return isinstance(name, str) and _PLUGIN_NAME.fullmatch(name) is not None
+
+
 def version_table(plugin_name: str) -> str:
     """Name of the table in which Alembic records plugin_name's current revision."""
     return f"alembic_version_{plugin_name}"
@@ -208,7 +213,7 @@ class Registry:
         """
         problems: list[Problem] = []
         for name, entry in self.entries.items():
-            if not _PLUGIN_NAME.fullmatch(name):
+            if not is_plugin_name(name):
                 problems.append(Problem(
                     f'entry "{name}": not a valid plugin name (lowercase identifier, at most 18 characters)',
                     "rename the plugin or remove the entry",
