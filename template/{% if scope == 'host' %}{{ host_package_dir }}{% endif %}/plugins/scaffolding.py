@@ -6,8 +6,9 @@ which it never writes. ``sync-registry`` rewrites registry.json from the
 answers files. (``update-scaffolding`` is ``updating``'s.)
 
 What it reads stays inside the repository, or inside the exported template
-(``paths``), and it renders only the template source that the host's answers
-file names (``answers``).
+(``paths``); it renders only the template source that the host's answers file
+names (``answers``); and a difference is reported only once Copier's own
+render confirms it (``rendering``).
 
 Only these commands need Copier's stack (Copier itself, PyYAML, pathspec,
 jinja2-ansible-filters); the other plugin commands never import this module.
@@ -31,7 +32,7 @@ from .errors import PluginMigrationError
 from .fetching import TemplateUnusable, TemplateVersion, TemplateVersions
 from .paths import OutsidePath, confine, read_bytes_inside
 from .registry import PROJECT_ROOT, REGISTRY_PATH
-from .rendering import TemplateRenderer
+from .rendering import Files, TemplateRenderer, copier_render
 from .settings import PLUGINS_DIR
 
 _DESCRIBE = re.compile(r"^(?P<tag>.+?)(-\d+-g[0-9a-f]+)?$")
@@ -97,12 +98,27 @@ def _recopy(answers_file: AnswersFile) -> str:
 
 
 class _Scaffold:
-    """One answers file's scaffold at its recorded version, rendered."""
+    """One answers file's scaffold at its recorded version: the fast render, and Copier's made on demand."""
 
-    def __init__(self, answers_file: AnswersFile, version: TemplateVersion, renderer: TemplateRenderer) -> None:
+    def __init__(self, root: Path, answers_file: AnswersFile, version: TemplateVersion, renderer: TemplateRenderer) -> None:
+        self.root = root
         self.answers_file = answers_file
         self.version = version
-        self.files, self.skipped = renderer.render(answers_file.answers)
+        self._copier_files: Files | None = None
+        try:
+            self.files, self.skipped = renderer.render(answers_file.answers)
+        except Exception:  # what only Copier renders (a Jinja extension's tag, say): Copier decides
+            self.skipped = renderer.skip_matcher(answers_file.answers)
+            self.files = {target: data for target, data in self.copier_files().items() if target != answers_file.name}
+
+    def copier_files(self) -> Files:
+        """What Copier itself renders for this scaffold (made once, only when asked)."""
+        if self._copier_files is None:
+            # Named like the repository: a template may render _folder_name.
+            destination = Path(tempfile.mkdtemp(dir=self.version.export.parent, prefix="copier-")) / self.root.resolve().name
+            # Only the host's template source gets here (see _check_scaffold), so it may run its Jinja extensions.
+            self._copier_files = copier_render(self.version, self.answers_file.answers, destination, trusted=True)
+        return self._copier_files
 
 
 def _leaves_the_repository(target: str) -> bool:
@@ -133,7 +149,7 @@ def _check_files(root: Path, scaffold: _Scaffold) -> Iterator[Finding]:
 
 
 def _compare(base: Path, scaffold: _Scaffold, target: str) -> Iterator[Finding]:
-    """The working tree's ``target`` against the template's."""
+    """The working tree's ``target`` against the template's, confirmed by Copier's render before it is reported."""
     answers_file, version = scaffold.answers_file, scaffold.answers_file.source[1]
     try:
         path = confine(base, target)
@@ -147,7 +163,9 @@ def _compare(base: Path, scaffold: _Scaffold, target: str) -> Iterator[Finding]:
     actual = read_bytes_inside(base, target, _MAX_FILE_BYTES) if path.is_file() else None
     if actual == scaffold.files[target]:
         return
-    expected = scaffold.files[target]
+    expected = scaffold.copier_files().get(target)
+    if expected is None or actual == expected:
+        return  # the fast render was wrong, and Copier's own agrees with the working tree
     if actual is None:
         yield Finding(target, f"deleted, but {answers_file.label}'s template generates it", _recopy(answers_file))
         return
@@ -196,7 +214,7 @@ def _check_scaffold(root: Path, answers_file: AnswersFile, trusted: str | None, 
         version = versions.version(src, commit)
         if version.export not in renderers:
             renderers[version.export] = TemplateRenderer(version.export)
-        yield from _check_files(root, _Scaffold(answers_file, version, renderers[version.export]))
+        yield from _check_files(root, _Scaffold(root, answers_file, version, renderers[version.export]))
     except TemplateUnusable as error:
         yield Finding(answers_file.name, str(error), error.fix)
 
