@@ -19,7 +19,6 @@ from __future__ import annotations
 import difflib
 import json
 import os
-import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,7 +34,6 @@ from .registry import PROJECT_ROOT, REGISTRY_PATH
 from .rendering import Files, TemplateRenderer, copier_render
 from .settings import PLUGINS_DIR
 
-_DESCRIBE = re.compile(r"^(?P<tag>.+?)(-\d+-g[0-9a-f]+)?$")
 #: Larger generated files than this are not read to be compared (none comes near it).
 _MAX_FILE_BYTES = 16 << 20
 
@@ -240,27 +238,16 @@ def check_scaffolding(root: Path = PROJECT_ROOT, latest: bool = False) -> Report
 def _behind(answers_file: AnswersFile, versions: TemplateVersions) -> Iterator[Finding]:
     src, commit = answers_file.source
     try:
-        newest = versions.newest_tag(src)
+        newest = versions.newer_tag(src, commit)
     except TemplateUnusable:
         return  # already reported: the source cannot be fetched
-    match = _DESCRIBE.match(commit)
-    recorded = match.group("tag") if match else commit
-    if newest and _older(recorded, newest):
+    if newest:
         yield Finding(
             answers_file.name,
             f"{answers_file.label} is at template {commit}, the newest is {newest}",
             f"copier update --trust --defaults -a {answers_file.name}",
             only_behind=True,
         )
-
-
-def _older(recorded: str, newest: str) -> bool:
-    from packaging.version import InvalidVersion, Version
-
-    try:
-        return Version(recorded) < Version(newest)
-    except InvalidVersion:
-        return False
 
 
 def _registry_path(root: Path) -> tuple[Path, str]:

@@ -11,12 +11,15 @@ accepts only regular files and folders inside the target.
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .errors import PluginMigrationError
+
+_DESCRIBE = re.compile(r"^(?P<tag>.+?)(-\d+-g[0-9a-f]+)?$")
 
 
 class TemplateUnusable(PluginMigrationError):
@@ -108,6 +111,17 @@ class TemplateVersions:
                 continue
         self._newest[src] = max(versions)[1] if versions else None
         return self._newest[src]
+
+    def newer_tag(self, src: str, commit: str) -> str | None:
+        """``src``'s newest tag when it is a later version than ``commit`` (a tag, or git describe's TAG-N-gSHA)."""
+        from packaging.version import InvalidVersion, Version
+
+        newest = self.newest_tag(src)
+        match = _DESCRIBE.match(commit)
+        try:
+            return newest if newest and Version(match.group("tag") if match else commit) < Version(newest) else None
+        except InvalidVersion:
+            return None
 
 
 _UNEXTRACTABLE_FIX = "keep the template's files regular files and folders inside it"
