@@ -23,8 +23,9 @@ import sqlalchemy as sa
 from flask import Flask
 
 MODULES = (
-    "alembic_template", "baseline", "chains", "checks", "cli", "cli_options", "compare", "database", "downgrade", "errors", "fleet",
-    "metadata", "outcomes", "output", "plan", "registry", "removal", "rendering", "revisions", "scaffolding", "upgrade", "versions",
+    "alembic_template", "answers", "baseline", "chains", "checks", "cli", "cli_options", "compare", "conflicts",
+    "database", "downgrade", "errors", "fetching", "fleet", "metadata", "outcomes", "output", "paths", "plan",
+    "registry", "removal", "rendering", "revisions", "scaffolding", "updating", "upgrade", "versions",
 )
 
 

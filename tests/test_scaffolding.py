@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import resource
 import shutil
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -300,6 +303,401 @@ def test_check_scaffolding_fetches_each_version_once_and_starts_no_process_per_p
     six = Host(clean_host).python(COUNT_PROCESSES)
     three = make_host_at(tmp_path, template_repo, None).python(COUNT_PROCESSES)
     assert six.returncode == 0 and three.returncode == 0, six.stderr + three.stderr
-    # One clone of the template source and one archive of its single recorded version.
-    assert six.stdout.split() == ["2", "0"]
-    assert three.stdout.split() == ["2", "0"]
+    # One clone of the template source; one rev-parse and one archive of its single recorded version;
+    # no Copier render, as nothing differs.
+    assert six.stdout.split() == ["3", "0"]
+    assert three.stdout.split() == ["3", "0"]
+
+
+# -- Hostile answers files and template versions (issue 12) ------------------------------------------------------
+
+
+def copy_of(clean_host: Path, tmp_path: Path, name: str = "host") -> Path:
+    root = tmp_path / name
+    root.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(clean_host, root, symlinks=True)
+    return root
+
+
+def set_answer(root: Path, answers_file: str, key: str, value: str) -> None:
+    """Rewrite one top-level answer, as a one-line edit in a pull request would."""
+    path = root / answers_file
+    lines = [line for line in path.read_text().splitlines(keepends=True) if not line.startswith(f"{key}:")]
+    path.write_text("".join(lines) + f"{key}: {json.dumps(value)}\n")
+
+
+def template_variant(template_repo: Path, dest: Path, tag: str, change) -> Path:
+    """A git copy of template_repo with ``change(dest)`` committed on top and tagged ``tag``."""
+    shutil.copytree(template_repo, dest)
+    change(dest)
+    commit_all(dest, f"variant {tag}")
+    git(dest, "tag", tag)
+    return dest
+
+
+SPAWNED = """
+import json, subprocess
+spawned = []
+original = subprocess.Popen.__init__
+def recording(self, args, *rest, **kwargs):
+    spawned.append([str(arg) for arg in args])
+    original(self, args, *rest, **kwargs)
+subprocess.Popen.__init__ = recording
+from shopapp.plugins.scaffolding import check_scaffolding
+print(json.dumps(spawned))
+check_scaffolding()
+print(json.dumps(spawned))
+"""
+
+
+def test_a_plugin_whose_answers_name_another_template_is_reported_and_never_updated(
+    clean_host: Path, template_repo: Path, tmp_path: Path
+) -> None:
+    marker = tmp_path / "task-ran"
+
+    def add_task(repo: Path) -> None:
+        config = repo / "copier.yml"
+        task = f'  - command: ["{{{{ _copier_python }}}}", "-c", "open({str(marker)!r}, \\"w\\")"]\n'
+        config.write_text(config.read_text().replace("_tasks:\n", "_tasks:\n" + task, 1))
+
+    evil = template_variant(template_repo, tmp_path / "evil", "v1.0.1", add_task)
+    root = copy_of(clean_host, tmp_path)
+    set_answer(root, ".copier-answers.plugin-usb.yml", "_src_path", str(evil))
+    commit_all(root, "a one-line edit")
+    before = commits(Host(root))
+
+    check = plugin_command(Host(root), "check-scaffolding")
+    spawned = Host(root).python(SPAWNED)
+    update = plugin_command(Host(root), "update-scaffolding")
+
+    assert check.returncode == 1
+    assert check.stdout.startswith(
+        f".copier-answers.plugin-usb.yml: records template source '{evil}', not the host's '{template_repo}' "
+        f"(from .copier-answers.host.yml)"
+    ), check.stdout
+    assert f"fix: if you did not mean to change it, set `_src_path: {template_repo}`" in check.stdout
+    assert spawned.returncode == 0, spawned.stderr
+    assert not [args for args in json.loads(spawned.stdout.splitlines()[-1]) if str(evil) in " ".join(args)]
+    assert update.returncode == 1
+    assert update.stderr.strip() == (
+        f"Error: .copier-answers.plugin-usb.yml records template source '{evil}', not the host's '{template_repo}' "
+        f"(from .copier-answers.host.yml): refusing to update it, as `copier update --trust` would run that template's "
+        f"tasks as you; set its _src_path back to the host's and commit, then run update-scaffolding again"
+    )
+    assert not marker.exists(), "the other template's task ran"
+    assert commits(Host(root)) == before, "update-scaffolding updated something before refusing"
+
+
+GIT_OPTIONS = [
+    pytest.param("_commit", "--output={written}", "template '{template}' has no version '--output={written}'",
+                 id="commit-as-git-archive-output"),
+    pytest.param("_src_path", "--upload-pack=touch {written};",
+                 "fatal: repository '--upload-pack=touch {written};' does not exist", id="source-as-git-clone-option"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "message"), GIT_OPTIONS)
+def test_recorded_values_are_never_read_as_git_options(
+    clean_host: Path, template_repo: Path, tmp_path: Path, key: str, value: str, message: str
+) -> None:
+    written = tmp_path / "written-by-git"
+    root = copy_of(clean_host, tmp_path)
+    for answers_file in root.glob(".copier-answers*.yml"):  # every file, so that the host's trusts it too
+        set_answer(root, answers_file.name, key, value.format(written=written))
+
+    result = plugin_command(Host(root), "check-scaffolding")
+
+    assert result.returncode == 1
+    assert message.format(written=written, template=template_repo) in result.stdout, result.stdout
+    assert "Traceback" not in result.stderr
+    assert not written.exists(), "git read a recorded value as an option"
+
+
+SECRET = "SECRET-7f3a9c"
+
+
+def plant_secret(path: Path, text: str = SECRET) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def link_outside(root: Path, relative: str, target: Path) -> str:
+    """Replace a file of the host by a symbolic link to ``target``; the finding that names it."""
+    (root / relative).unlink()
+    (root / relative).symlink_to(target)
+    return f"{relative}: is a symbolic link that leads outside the repository; it was not read"
+
+
+def point_plugins_dir_outside(root: Path) -> str:
+    """plugins_dir: ../../.. in one plugin's answers (the host is at OUTSIDE/a/b/host)."""
+    plant_secret(root.parents[2] / "usb/migrations/env.py")
+    set_answer(root, ".copier-answers.plugin-usb.yml", "plugins_dir", "../../..")
+    return ".copier-answers.plugin-usb.yml: its answers put generated files outside the repository (../../../usb/"
+
+
+def name_a_plugin_with_a_path(root: Path) -> str:
+    """plugin_name: ../../../usb, whose folder plugins/../../../usb exists outside (at OUTSIDE/a/usb)."""
+    plant_secret(root.parents[1] / "usb/migrations/env.py")
+    set_answer(root, ".copier-answers.plugin-usb.yml", "plugin_name", "../../../usb")
+    return ".copier-answers.plugin-usb.yml: plugin_name '../../../usb' is not a valid plugin name"
+
+
+def link_a_generated_file_outside(root: Path) -> str:
+    return link_outside(root, "plugins/network/migrations/env.py", plant_secret(root.parents[2] / "secret.txt"))
+
+
+def link_the_registry_outside(root: Path) -> str:
+    secret = plant_secret(root.parents[2] / "secret.json", json.dumps({"plugins": {}, "secret": SECRET}))
+    return link_outside(root, "shopapp/plugins/registry.json", secret)
+
+
+OUTSIDE_READS = [
+    pytest.param(point_plugins_dir_outside, id="plugins-dir-up-three"),
+    pytest.param(name_a_plugin_with_a_path, id="plugin-name-a-path"),
+    pytest.param(link_a_generated_file_outside, id="generated-file-symlinked-out"),
+    pytest.param(link_the_registry_outside, id="registry-symlinked-out"),
+]
+
+
+@pytest.mark.parametrize("breakage", OUTSIDE_READS)
+def test_check_scaffolding_reads_nothing_outside_the_repository(clean_host: Path, tmp_path: Path, breakage) -> None:
+    root = copy_of(clean_host, tmp_path, "outside/a/b/host")
+    finding = breakage(root)
+
+    result = plugin_command(Host(root), "check-scaffolding")
+
+    assert result.returncode == 1
+    assert SECRET not in result.stdout + result.stderr
+    assert finding in result.stdout, result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_a_template_version_whose_subdirectory_leads_out_is_not_read(
+    clean_host: Path, template_repo: Path, tmp_path: Path
+) -> None:
+    def subdirectory_up(repo: Path) -> None:
+        config = repo / "copier.yml"
+        config.write_text(config.read_text().replace("_subdirectory: template\n", "_subdirectory: ../..\n"))
+
+    hostile = template_variant(template_repo, tmp_path / "hostile", "v1.0.1", subdirectory_up)
+    root = copy_of(clean_host, tmp_path)
+    for answers_file in root.glob(".copier-answers*.yml"):
+        set_answer(root, answers_file.name, "_src_path", str(hostile))
+    set_answer(root, ".copier-answers.host.yml", "_commit", "v1.0.1")
+    # The check's temporary folder is TMPDIR/check-scaffolding-*/, so ../.. from its export is TMPDIR.
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    (tmpdir / "leak.txt").write_text(SECRET)
+    (root / "leak.txt").write_text("the working tree's own\n")
+
+    result = run([sys.executable, "-m", "shopapp.plugins", "check-scaffolding"], root, env={"TMPDIR": str(tmpdir)})
+
+    assert result.returncode == 1
+    assert SECRET not in result.stdout + result.stderr
+    assert result.stdout.startswith(
+        ".copier-answers.host.yml: this template version cannot be read: ../.. leads outside the template "
+        "(copier.yml's _subdirectory: '../..'); nothing outside it was read"
+    ), result.stdout
+
+
+BILLION_LAUGHS = """\
+scope: plugin
+plugin_name: bomb
+a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+tables: *i
+"""
+
+HOSTILE_YAML = [
+    pytest.param(BILLION_LAUGHS, "refused, its YAML expands to more than 100000 values (aliases counted)", id="alias-bomb"),
+    pytest.param("scope: plugin\nplugin_name: bomb\ntables: " + "[" * 200_000 + "]" * 200_000 + "\n",
+                 "refused, its YAML nests deeper than 64 levels", id="deep-nesting"),
+    pytest.param("scope: plugin\nplugin_name: bomb\ntables: []\n# " + "x" * (2 << 20) + "\n",
+                 "refused, larger than 1048576 bytes", id="two-megabytes"),
+]
+
+
+def run_bounded(command: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, float]:
+    """Run command with 2 GiB of address space and 60 s at most (a regression must not take the machine down)."""
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    started = time.perf_counter()
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=60, preexec_fn=limit,
+                            stdin=subprocess.DEVNULL)
+    return result, time.perf_counter() - started
+
+
+@pytest.mark.parametrize(("text", "message"), HOSTILE_YAML)
+def test_a_hostile_answers_file_is_refused_in_one_line_at_once(clean_host: Path, tmp_path: Path, text: str, message: str) -> None:
+    root = copy_of(clean_host, tmp_path)
+    (root / "plugins/bomb").mkdir()  # so that sync-registry would write the bomb's tables out
+    (root / ".copier-answers.plugin-bomb.yml").write_text(text)
+
+    sync, seconds = run_bounded([sys.executable, "-m", "shopapp.plugins", "sync-registry"], root)
+    check, _ = run_bounded([sys.executable, "-m", "shopapp.plugins", "check-scaffolding"], root)
+
+    assert seconds < 2, f"sync-registry took {seconds:.1f} s"
+    assert (sync.returncode, sync.stderr) == (1, f"Error: .copier-answers.plugin-bomb.yml: {message}\n")
+    assert check.returncode == 1
+    assert f".copier-answers.plugin-bomb.yml: {message}\n  fix: restore .copier-answers.plugin-bomb.yml from git" in check.stdout
+
+
+MARKERS = "<<<<<<< before updating\nX = 1\n=======\nX = 2\n>>>>>>> after updating\n"
+
+
+@pytest.mark.parametrize("module", ["cli.py", "scaffolding.py"])
+def test_conflict_markers_in_a_runtime_module_are_a_finding_not_a_traceback(clean_host: Path, tmp_path: Path, module: str) -> None:
+    root = copy_of(clean_host, tmp_path)
+    path = root / "shopapp/plugins" / module
+    path.write_text(path.read_text() + MARKERS)
+
+    result = plugin_command(Host(root), "check-scaffolding")
+
+    assert result.returncode == 1
+    assert result.stdout == (
+        f"shopapp/plugins/{module}: holds conflict markers from an update\n"
+        f"  fix: resolve the <<<<<<< ... >>>>>>> blocks in shopapp/plugins/{module} and commit\n"
+    )
+    assert result.stderr == "Error: 1 scaffolding problem(s), each with its fix above\n"
+
+
+def test_another_syntax_error_in_the_cli_is_one_line_naming_file_and_line(clean_host: Path, tmp_path: Path) -> None:
+    root = copy_of(clean_host, tmp_path)
+    cli = root / "shopapp/plugins/cli.py"
+    lines = cli.read_text().splitlines(keepends=True)
+    cli.write_text("".join(lines[:20]) + "def (\n" + "".join(lines[20:]))
+
+    result = plugin_command(Host(root), "list")
+
+    assert result.returncode == 1
+    assert result.stderr == (
+        "Error: shopapp/plugins/cli.py:21: invalid syntax; fix it (or restore the file from git) and run the command again\n"
+    )
+
+
+HOSTILE_TAR = """
+import io, json, sys, tarfile
+from pathlib import Path
+from shopapp.plugins.fetching import TemplateUnusable, extract_plain
+
+def member(name, kind=tarfile.REGTYPE, link=""):
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, link
+    return info
+
+refusals = {}
+for case in [member("../escaped"), member(sys.argv[1] + "/absolute"), member("link", tarfile.SYMTYPE, "/etc/passwd"),
+             member("hardlink", tarfile.LNKTYPE, "ok.txt"), member("device", tarfile.CHRTYPE)]:
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        tar.addfile(member("ok.txt"), io.BytesIO(b""))
+        tar.addfile(case)
+    target = Path(sys.argv[1]) / "export" / case.name.replace("/", "_")
+    target.mkdir(parents=True)
+    try:
+        with tarfile.open(fileobj=io.BytesIO(archive.getvalue())) as tar:
+            extract_plain(tar, target)
+    except TemplateUnusable as error:
+        refusals[case.name] = [str(error), sorted(p.name for p in target.iterdir())]
+print(json.dumps(refusals))
+"""
+
+
+def test_the_tar_fallback_refuses_anything_but_files_and_folders_inside(clean_host: Path, tmp_path: Path) -> None:
+    result = run([sys.executable, "-c", HOSTILE_TAR, str(tmp_path)], clean_host)
+
+    assert result.returncode == 0, result.stderr
+    refusals = json.loads(result.stdout)
+    absolute = f"{tmp_path}/absolute"
+    assert refusals == {
+        "../escaped": ["the template's archive holds '../escaped', a path through ..", []],
+        absolute: [f"the template's archive holds '{absolute}', an absolute path", []],
+        **{
+            name: [f"the template's archive holds '{name}', which is not a regular file or a folder "
+                   "(links and devices are not extracted)", []]
+            for name in ("link", "hardlink", "device")
+        },
+    }
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+
+
+WITHOUT_TAR_FILTERS = """
+import tarfile
+# Python before 3.11.4 (Debian 12's 3.11.2): no data_filter, and extractall() takes no filter argument.
+del tarfile.data_filter
+plain_extractall = tarfile.TarFile.extractall
+def extractall(self, path=".", members=None, *, numeric_owner=False):
+    return plain_extractall(self, path, members, numeric_owner=numeric_owner)
+tarfile.TarFile.extractall = extractall
+from shopapp.plugins.scaffolding import check_scaffolding
+print(check_scaffolding().exit_code)
+"""
+
+
+def test_check_scaffolding_works_with_a_tarfile_without_extraction_filters(clean_host: Path, tmp_path: Path) -> None:
+    root = copy_of(clean_host, tmp_path)
+    assert Host(root).python(WITHOUT_TAR_FILTERS).stdout == "0\n"
+    break_env(root)
+    result = Host(root).python(WITHOUT_TAR_FILTERS)
+    assert result.stdout == "1\n", result.stderr
+
+
+def _add_plugin_file(repo: Path, name: str, text: str) -> None:
+    folder = repo / PLUGIN_DIR / ".."
+    (folder / name).write_text(text)
+
+
+def copier_conf_sep(repo: Path) -> str:
+    _add_plugin_file(repo, "path.txt.jinja", "{{ plugins_dir }}{{ _copier_conf.sep }}{{ plugin_name }}\n")
+    return "plugins/network/path.txt"
+
+
+def exclude_a_file(repo: Path) -> str:
+    _add_plugin_file(repo, "NOTES.draft", "not generated\n")
+    config = repo / "copier.yml"
+    config.write_text(config.read_text().replace("_templates_suffix: .jinja\n", "_templates_suffix: .jinja\n_exclude: ['*.draft']\n"))
+    return "plugins/network/migrations/env.py"
+
+
+def jinja_extension(repo: Path) -> str:
+    _add_plugin_file(repo, "names.txt.jinja", "{% set names = [] %}{% do names.append(plugin_name) %}{{ names | join(',') }}\n")
+    config = repo / "copier.yml"
+    config.write_text(config.read_text().replace("_templates_suffix: .jinja\n", "_templates_suffix: .jinja\n_jinja_extensions: [jinja2.ext.do]\n"))
+    return "plugins/network/names.txt"
+
+
+COPIER_FEATURES = [
+    pytest.param(copier_conf_sep, id="copier-conf-sep"),
+    pytest.param(exclude_a_file, id="exclude"),
+    pytest.param(jinja_extension, id="jinja-extension"),
+]
+
+
+@pytest.mark.parametrize("feature", COPIER_FEATURES)
+def test_check_scaffolding_reports_only_what_copier_would(template_repo: Path, tmp_path: Path, feature) -> None:
+    edited: list[str] = []
+    template = template_variant(template_repo, tmp_path / "template", "v1.1.0", lambda repo: edited.append(feature(repo)))
+    root = tmp_path / "host"
+    make_sqlalchemy_app(root, "shopapp")
+    assert copy_host(root, template=template).returncode == 0
+    assert copy_plugin(root, template=template, plugin_name="network", tables=["subnets"]).returncode == 0
+    commit_all(root, "scaffolded")
+
+    fresh = plugin_command(Host(root), "check-scaffolding")
+    (root / edited[0]).write_text((root / edited[0]).read_text() + "# edited\n")
+    edit = plugin_command(Host(root), "check-scaffolding")
+
+    assert (fresh.returncode, fresh.stdout) == (0, "scaffolding matches the template\n"), fresh.stdout + fresh.stderr
+    assert edit.returncode == 1
+    assert edit.stdout.startswith(f'{edited[0]}: edited, but it is generated by plugin "network"\'s template at v1.1.0'), edit.stdout
+    assert "\n+# edited\n" in edit.stdout
+    assert edit.stdout.count("\n  fix: ") == 1

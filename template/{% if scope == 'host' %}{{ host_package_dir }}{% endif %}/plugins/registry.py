@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
 from types import MappingProxyType
+from typing import TypeGuard
 
 from .errors import PluginMigrationError, RegistryError
 from .settings import PLUGINS_DIR
@@ -37,6 +38,11 @@ FROZEN_BASELINE = "baseline_schema.py"
 _PLUGIN_NAME = re.compile(r"[a-z][a-z0-9_]{0,17}")
 _TABLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _RUNTIME = __package__ or "plugins"
+
+
+def is_plugin_name(name: object) -> bool:
+    """Whether ``name`` can name a plugin: its folder, its revision ids, its version table."""
+    return isinstance(name, str) and _PLUGIN_NAME.fullmatch(name) is not None
 
 
 def version_table(plugin_name: str) -> str:
@@ -210,7 +216,7 @@ class Registry:
         """
         problems: list[Problem] = []
         for name, entry in self.entries.items():
-            if not _PLUGIN_NAME.fullmatch(name):
+            if not is_plugin_name(name):
                 problems.append(Problem(
                     f'entry "{name}": not a valid plugin name (lowercase identifier, at most 18 characters)',
                     "rename the plugin or remove the entry",
@@ -299,5 +305,5 @@ def default_registry() -> Registry:
     return Registry.load()
 
 
-def _string_list(value: object) -> bool:
+def _string_list(value: object) -> TypeGuard[list[str]]:
     return isinstance(value, list) and all(isinstance(item, str) for item in value)

@@ -1,95 +1,43 @@
-"""The template, fetched and rendered in memory the way Copier renders it, for ``check-scaffolding``.
+"""The template rendered the way Copier renders it, for ``check-scaffolding``: fast, then confirmed.
 
-Why not call Copier to render: a Copier render starts a dozen git processes
-and takes a fifth of a second, per answers file. Here each recorded template
-version is fetched once (one ``git clone`` per template source, one ``git
-archive`` per version) and rendered with Jinja set up the way Copier sets it
-up. The host's generated tests prove the two agree: a freshly scaffolded host
-passes the check.
+Why not always call Copier: a Copier render starts a dozen git processes and
+takes a fifth of a second or more, per answers file. ``TemplateRenderer``
+renders each exported version (see ``fetching``) with Jinja set up the way
+Copier sets it up, and so decides quickly that a file is what the template
+generates. It does not emulate everything Copier does (Jinja extensions,
+every ``_copier_conf`` value), so a difference it finds is only a suspicion:
+``copier_render`` renders that scaffold with Copier itself, and only what
+Copier's render confirms is reported.
 
 Only the scaffolding commands import this module, and it imports Copier's
-stack (Jinja, PyYAML, pathspec, jinja2-ansible-filters) only when it renders.
+stack (Jinja, PyYAML, pathspec, jinja2-ansible-filters, Copier) only when it
+renders.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 import re
-import subprocess
-import tarfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import PluginMigrationError
+from .answers import MAX_YAML_BYTES, load_yaml
+from .errors import PluginMigrationError, error_summary
+from .fetching import TemplateUnusable, TemplateVersion
+from .paths import confine, read_bytes_inside
 
-# What Copier leaves out of a render by default (copier._template.DEFAULT_EXCLUDE).
-_EXCLUDED_NAMES = re.compile(r"^(~.*|.*\.py[co]|__pycache__|\.git|\.DS_Store|\.svn)$")
+# What Copier leaves out of a render when copier.yml sets no _exclude and no
+# _subdirectory (copier._template.DEFAULT_EXCLUDE).
+_DEFAULT_EXCLUDE = ["copier.yaml", "copier.yml", "~*", "*.py[co]", "__pycache__", ".git", ".DS_Store", ".svn"]
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_UNDEFINED = {"jinja2.Undefined", "jinja2.StrictUndefined"}
 
-
-def git(*args: str, cwd: Path | None = None, stdout: int | None = subprocess.PIPE) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(["git", *args], cwd=cwd, stdout=stdout, stderr=subprocess.PIPE, check=False)
-
-
-class TemplateVersions:
-    """Each template source cloned once, each recorded version exported once."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self._clones: dict[str, Path] = {}
-        self._exports: dict[tuple[str, str], Path] = {}
-        self._renderers: dict[Path, TemplateRenderer] = {}
-
-    def _clone(self, src: str) -> Path:
-        if src not in self._clones:
-            target = self.workdir / f"source-{len(self._clones)}"
-            result = git("clone", "--quiet", "--no-checkout", src, str(target))
-            if result.returncode:
-                raise PluginMigrationError(
-                    f"cannot fetch the template from {src}: {result.stderr.decode().strip().splitlines()[-1:]}"
-                )
-            self._clones[src] = target
-        return self._clones[src]
-
-    def export(self, src: str, commit: str) -> Path:
-        """The template's files at ``commit``, as a plain folder."""
-        if (src, commit) not in self._exports:
-            clone = self._clone(src)
-            archive = git("archive", "--format=tar", commit, cwd=clone)
-            if archive.returncode:
-                raise PluginMigrationError(f"template {src} has no version {commit}: {archive.stderr.decode().strip()}")
-            target = self.workdir / f"version-{len(self._exports)}"
-            with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-                tar.extractall(target, filter="data")
-            self._exports[(src, commit)] = target
-        return self._exports[(src, commit)]
-
-    def renderer(self, src: str, commit: str) -> TemplateRenderer:
-        """The renderer of the template at ``commit`` (made once per version)."""
-        export = self.export(src, commit)
-        if export not in self._renderers:
-            self._renderers[export] = TemplateRenderer(export)
-        return self._renderers[export]
-
-    def newest_tag(self, src: str) -> str | None:
-        from packaging.version import InvalidVersion, Version
-
-        tags = git("tag", "--list", cwd=self._clone(src)).stdout.decode().split()
-        versions = []
-        for tag in tags:
-            try:
-                versions.append((Version(tag), tag))
-            except InvalidVersion:
-                continue
-        return max(versions)[1] if versions else None
-
-
-def load_yaml(text: str) -> Any:
-    # types-PyYAML may or may not be installed where the host runs mypy.
-    import yaml  # type: ignore[import-untyped, unused-ignore]
-
-    # libyaml's loader when PyYAML has it: the pure-Python one dominated a check of many plugins.
-    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+#: The files a render generates: {path relative to the destination: bytes}.
+Files = dict[str, bytes]
 
 
 class TemplateRenderer:
@@ -101,40 +49,53 @@ class TemplateRenderer:
     """
 
     def __init__(self, template_root: Path) -> None:
+        import jinja2
         from jinja2 import FileSystemLoader
         from jinja2.sandbox import SandboxedEnvironment
 
-        self.config: dict[str, Any] = load_yaml((template_root / "copier.yml").read_text(encoding="utf-8"))
-        self.subdirectory = template_root / self.config.get("_subdirectory", "")
-        self.suffix: str = self.config.get("_templates_suffix", ".jinja")
-        self.env = SandboxedEnvironment(
-            loader=FileSystemLoader(str(self.subdirectory)),
-            extensions=["jinja2_ansible_filters.AnsibleCoreFiltersExtension"],
-            keep_trailing_newline=True,
-            **self.config.get("_envops", {}),
-        )
+        root = template_root.resolve()
+        where = "the template"
+        try:
+            self.config: dict[str, Any] = load_yaml(read_bytes_inside(root, "copier.yml", MAX_YAML_BYTES, where).decode(), "copier.yml")
+            if not isinstance(self.config, dict):
+                raise PluginMigrationError("copier.yml is not a mapping")
+            subdirectory = str(self.config.get("_subdirectory", ""))
+            self.subdirectory = confine(root, subdirectory, f"the template (copier.yml's _subdirectory: {subdirectory!r})")
+            self.sources: list[Path] = []
+            for source in sorted(self.subdirectory.rglob("*")):
+                if not source.is_dir():
+                    confine(root, source.relative_to(root), where)  # a symbolic link out of the export is refused
+                    self.sources.append(source.relative_to(self.subdirectory))
+            self.suffix: str = self.config.get("_templates_suffix", ".jinja")
+            envops = dict(self.config.get("_envops", {}))
+            if envops.get("undefined") in _UNDEFINED:  # as Copier reads it
+                envops["undefined"] = getattr(jinja2, envops["undefined"].rpartition(".")[2])
+            self.env = SandboxedEnvironment(
+                loader=FileSystemLoader(str(self.subdirectory)),
+                extensions=["jinja2_ansible_filters.AnsibleCoreFiltersExtension"],
+                keep_trailing_newline=True,
+                **envops,
+            )
+        except Exception as error:  # OutsidePath, a YAML refusal, a bad _envops: one line each
+            raise TemplateUnusable(
+                f"this template version cannot be read: {error_summary(error)}; nothing outside it was read",
+                "record another version of the template (`copier update --trust --defaults --vcs-ref=TAG -a FILE`)",
+            ) from None
+        self.exclude = self.config.get("_exclude", [] if subdirectory else _DEFAULT_EXCLUDE)
         self._compiled: dict[str, Any] = {}
-        self.sources = [
-            source.relative_to(self.subdirectory)
-            for source in sorted(self.subdirectory.rglob("*"))
-            if not source.is_dir()
-            and not any(_EXCLUDED_NAMES.match(part) for part in source.relative_to(self.subdirectory).parts)
-        ]
 
     def _render(self, text: str, context: dict[str, Any]) -> str:
         if text not in self._compiled:
             self._compiled[text] = self.env.from_string(text)
         return str(self._compiled[text].render(context))
 
-    def render(self, answers: dict[str, Any]) -> tuple[dict[str, bytes], Callable[[str], bool]]:
-        """What Copier renders for these answers: {path: bytes}, and a matcher for _skip_if_exists paths.
-
-        Leaves out the answers file itself. Mirrors Copier's rules: files ending
-        in the templates suffix lose it and are rendered, others are copied as
-        they are, and a path part that renders empty drops the file.
-        """
+    def _matcher(self, patterns: list[str], context: dict[str, Any]) -> Callable[[str], bool]:
         import pathspec
 
+        lines = [line for pattern in patterns for line in _LINE_BREAK.split(self._render(pattern, context))]
+        return pathspec.PathSpec.from_lines("gitwildmatch", lines).match_file
+
+    def _context(self, answers: dict[str, Any]) -> dict[str, Any]:
         context: dict[str, Any] = {key: value for key, value in answers.items() if not key.startswith("_")}
         for key, question in self.config.items():
             # Computed values: questions never asked, whose default derives from the answers.
@@ -142,26 +103,79 @@ class TemplateRenderer:
                 default = question.get("default")
                 context[key] = self._render(default, context) if isinstance(default, str) else default
         answers_file = self._render(self.config.get("_answers_file", ".copier-answers.yml"), context).strip()
-        context["_copier_conf"] = {"answers_file": answers_file}
-        skip = pathspec.PathSpec.from_lines(
-            "gitwildmatch", [self._render(pattern, context) for pattern in self.config.get("_skip_if_exists", [])]
-        )
+        context["_copier_conf"] = {"answers_file": answers_file, "sep": os.sep}
+        return context
 
-        files: dict[str, bytes] = {}
+    def skip_matcher(self, answers: dict[str, Any]) -> Callable[[str], bool]:
+        """Whether a generated path is one of _skip_if_exists (written once, then the user's)."""
+        try:
+            return self._matcher(self.config.get("_skip_if_exists", []), self._context(answers))
+        except Exception as error:  # Jinja's errors, mostly: one line
+            raise TemplateUnusable(f"cannot render its _skip_if_exists: {error_summary(error)}", "fix the template") from None
+
+    def render(self, answers: dict[str, Any]) -> tuple[Files, Callable[[str], bool]]:
+        """What Copier renders for these answers: {path: bytes}, and a matcher for _skip_if_exists paths.
+
+        Leaves out the answers file itself. Mirrors Copier's rules: files ending
+        in the templates suffix lose it and are rendered, others are copied as
+        they are (unless a templated sibling exists), a path part that renders
+        empty drops the file, and _exclude patterns drop what they match.
+        Raises Jinja's errors for what it cannot render (an extension's tag,
+        say); Copier's own render then decides.
+        """
+        context = self._context(answers)
+        answers_file = context["_copier_conf"]["answers_file"]
+        skipped = self._matcher(self.config.get("_skip_if_exists", []), context)
+        excluded = self._matcher(self.exclude, {**context, "_copier_operation": "copy"})
+
+        files: Files = {}
         for relative in self.sources:
             templated = relative.name.endswith(self.suffix)
             # Copier drops the suffix before rendering a name, so a conditional
             # file name (an if-block around "models.py", then ".jinja") can render empty.
             name = relative.name[: -len(self.suffix)] if templated else relative.name
+            if not templated and (self.subdirectory / relative).with_name(name + self.suffix).exists():
+                continue  # Copier renders the templated sibling instead
             parts = [self._render(part, context) for part in [*relative.parts[:-1], name]]
             if not all(parts):
                 continue
             target = "/".join(parts)
-            if target == answers_file:
+            if target == answers_file or excluded(target):
                 continue
             files[target] = (
                 self.env.get_template(relative.as_posix()).render(context).encode()
                 if templated
                 else (self.subdirectory / relative).read_bytes()
             )
-        return files, skip.match_file
+        return files, skipped
+
+
+def copier_render(version: TemplateVersion, answers: dict[str, Any], destination: Path, trusted: bool) -> Files:
+    """Copier's own render of one scaffold at ``version``, with its recorded answers, into ``destination``.
+
+    As ``copier update`` renders the old version of a project: into an empty
+    folder (so ``_external_data`` files are absent), with the recorded answers
+    as data and no tasks run. Only the trusted template source may run its
+    Jinja extensions (``unsafe``). Returns every regular file it wrote.
+    """
+    from copier import Settings, run_copy
+
+    data = {key: value for key, value in answers.items() if not key.startswith("_")}
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            run_copy(
+                str(version.clone), destination, data=data, vcs_ref=version.sha, settings=Settings(), defaults=True,
+                overwrite=True, quiet=True, skip_tasks=True, unsafe=trusted,
+            )
+    except Exception as error:  # Copier's errors, its validators' ValueError, Jinja's, git's: one line each
+        raise TemplateUnusable(
+            f"Copier cannot render it at {version.sha[:12]} to confirm a difference: {error_summary(error)}",
+            "fix the answers file or the template, then run check-scaffolding again",
+        ) from None
+    base = destination.resolve()
+    return {
+        path.relative_to(base).as_posix(): path.read_bytes()
+        for path in sorted(base.rglob("*"))
+        if path.is_file() and not path.is_symlink()
+    }

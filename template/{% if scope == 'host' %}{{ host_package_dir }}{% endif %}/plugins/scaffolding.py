@@ -1,62 +1,41 @@
-"""Regeneration checks and updates: is the scaffolding what the template generates?
+"""Regeneration checks: is the scaffolding what the template generates?
 
 ``check-scaffolding`` renders every ``.copier-answers*.yml`` at its recorded
 template version, in memory, and compares the result with the working tree,
 which it never writes. ``sync-registry`` rewrites registry.json from the
-answers files. ``update-scaffolding`` runs ``copier update`` for the host and
-then every plugin, one commit each.
+answers files. (``update-scaffolding`` is ``updating``'s.)
+
+What it reads stays inside the repository, or inside the exported template
+(``paths``); it renders only the template source that the host's answers file
+names (``answers``); and a difference is reported only once Copier's own
+render confirms it (``rendering``).
 
 Only these commands need Copier's stack (Copier itself, PyYAML, pathspec,
 jinja2-ansible-filters); the other plugin commands never import this module.
-How the template is fetched and rendered is ``rendering``'s business.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
-import re
-import subprocess
-import sys
+import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .answers import HOST_ANSWERS, AnswersFile, load_answers_files, read_answers_files, trusted_source, untrusted
+from .conflicts import CONFLICT_PROBLEM, conflict_fix, holds_conflict_markers
 from .errors import PluginMigrationError
+from .fetching import TemplateUnusable, TemplateVersion, TemplateVersions
+from .paths import OutsidePath, confine, read_bytes_inside
 from .registry import PROJECT_ROOT, REGISTRY_PATH
-from .rendering import TemplateVersions, git, load_yaml
+from .rendering import Files, TemplateRenderer, copier_render
 from .settings import PLUGINS_DIR
 
-ANSWERS_GLOB = ".copier-answers*.yml"
-HOST_ANSWERS = ".copier-answers.host.yml"
-CONFLICT_MARKERS = ("<<<<<<< ", ">>>>>>> ")
-_DESCRIBE = re.compile(r"^(?P<tag>.+?)(-\d+-g[0-9a-f]+)?$")
-
-
-@dataclass
-class AnswersFile:
-    """One .copier-answers*.yml: the answers that a scaffold was rendered from."""
-
-    path: Path
-    answers: dict[str, Any]
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-    @property
-    def plugin(self) -> str | None:
-        return self.answers.get("plugin_name") if self.answers.get("scope") == "plugin" else None
-
-    @property
-    def label(self) -> str:
-        return f'plugin "{self.plugin}"' if self.plugin else "the host"
-
-    @property
-    def source(self) -> tuple[str, str]:
-        return str(self.answers.get("_src_path", "")), str(self.answers.get("_commit", ""))
+#: Larger generated files than this are not read to be compared (none comes near it).
+_MAX_FILE_BYTES = 16 << 20
 
 
 @dataclass
@@ -88,17 +67,6 @@ class Report:
         return 2 if all(finding.only_behind for finding in self.findings) else 1
 
 
-def read_answers_files(root: Path = PROJECT_ROOT) -> list[AnswersFile]:
-    """Every answers file at the repository root, the host's first."""
-    files = []
-    for path in sorted(root.glob(ANSWERS_GLOB), key=lambda p: (p.name != HOST_ANSWERS, p.name)):
-        data = load_yaml(path.read_text(encoding="utf-8"))
-        if not isinstance(data, dict):
-            raise PluginMigrationError(f"{path.name}: not a Copier answers file (expected a mapping)")
-        files.append(AnswersFile(path, data))
-    return files
-
-
 def expected_registry(answers_files: list[AnswersFile], root: Path = PROJECT_ROOT) -> dict[str, Any]:
     """registry.json as the answers files of the plugins present define it."""
     return {
@@ -127,112 +95,186 @@ def _recopy(answers_file: AnswersFile) -> str:
     return f"copier recopy --trust --defaults --overwrite --vcs-ref=:current: -a {answers_file.name}"
 
 
-def _check_files(root: Path, answers_file: AnswersFile, files: dict[str, bytes], skipped: Callable[[str], bool]) -> Iterator[Finding]:
-    version = answers_file.source[1]
-    for target, expected in files.items():
-        path = root / target
-        if path.with_name(path.name + ".rej").exists():
+class _Scaffold:
+    """One answers file's scaffold at its recorded version: the fast render, and Copier's made on demand."""
+
+    def __init__(self, root: Path, answers_file: AnswersFile, version: TemplateVersion, renderer: TemplateRenderer) -> None:
+        self.root = root
+        self.answers_file = answers_file
+        self.version = version
+        self._copier_files: Files | None = None
+        try:
+            self.files, self.skipped = renderer.render(answers_file.answers)
+        except Exception:  # what only Copier renders (a Jinja extension's tag, say): Copier decides
+            self.skipped = renderer.skip_matcher(answers_file.answers)
+            self.files = {target: data for target, data in self.copier_files().items() if target != answers_file.name}
+
+    def copier_files(self) -> Files:
+        """What Copier itself renders for this scaffold (made once, only when asked)."""
+        if self._copier_files is None:
+            # Named like the repository: a template may render _folder_name.
+            destination = Path(tempfile.mkdtemp(dir=self.version.export.parent, prefix="copier-")) / self.root.resolve().name
+            # Only the host's template source gets here (see _check_scaffold), so it may run its Jinja extensions.
+            self._copier_files = copier_render(self.version, self.answers_file.answers, destination, trusted=True)
+        return self._copier_files
+
+
+def _leaves_the_repository(target: str) -> bool:
+    return os.path.isabs(target) or os.path.normpath(target).startswith("..")
+
+
+def _check_files(root: Path, scaffold: _Scaffold) -> Iterator[Finding]:
+    answers_file = scaffold.answers_file
+    leaving = [target for target in scaffold.files if _leaves_the_repository(target)]
+    if leaving:
+        yield Finding(
+            answers_file.name,
+            f"its answers put generated files outside the repository ({', '.join(leaving)}); nothing there was read",
+            f"correct the path answers in {answers_file.name} (plugins_dir is a folder inside the repository), "
+            f"or restore it with `git checkout -- {answers_file.name}`",
+        )
+    for target in scaffold.files:
+        if target in leaving:
+            continue
+        if (root / f"{target}.rej").exists():
             yield Finding(
                 f"{target}.rej",
                 f"rejected update hunks of {answers_file.label}",
                 f"apply what {target}.rej holds to {target} by hand, then delete {target}.rej",
             )
-        if skipped(target):
-            continue  # written once, then the user's: models, revisions, registry
-        if not path.is_file():
-            yield Finding(target, f"deleted, but {answers_file.label}'s template generates it", _recopy(answers_file))
-            continue
-        actual = path.read_bytes()
-        if actual == expected:
-            continue
-        text = actual.decode("utf-8", errors="replace")
-        diff = _unified(expected.decode("utf-8", errors="replace"), text, f"template {version}: {target}", f"working tree: {target}")
-        if any(line.startswith(CONFLICT_MARKERS) for line in text.splitlines()):
-            yield Finding(
-                target,
-                "holds conflict markers from an update",
-                f"resolve the <<<<<<< ... >>>>>>> blocks in {target} and commit",
-                diff,
-            )
-        else:
-            yield Finding(
-                target,
-                f"edited, but it is generated by {answers_file.label}'s template at {version}",
-                f"{_recopy(answers_file)} (discards the edit), or change the template",
-                diff,
-            )
+        if not scaffold.skipped(target):  # else written once, then the user's: models, revisions, registry
+            yield from _compare(root.resolve(), scaffold, target)
+
+
+def _compare(base: Path, scaffold: _Scaffold, target: str) -> Iterator[Finding]:
+    """The working tree's ``target`` against the template's, confirmed by Copier's render before it is reported."""
+    answers_file, version = scaffold.answers_file, scaffold.answers_file.source[1]
+    try:
+        path = confine(base, target)
+    except OutsidePath:
+        yield Finding(
+            target,
+            "is a symbolic link that leads outside the repository; it was not read",
+            f"replace it with the generated file: `rm {target}`, then `{_recopy(answers_file)}`",
+        )
+        return
+    actual = read_bytes_inside(base, target, _MAX_FILE_BYTES) if path.is_file() else None
+    if actual == scaffold.files[target]:
+        return
+    expected = scaffold.copier_files().get(target)
+    if expected is None or actual == expected:
+        return  # the fast render was wrong, and Copier's own agrees with the working tree
+    if actual is None:
+        yield Finding(target, f"deleted, but {answers_file.label}'s template generates it", _recopy(answers_file))
+        return
+    text = actual.decode("utf-8", errors="replace")
+    diff = _unified(expected.decode("utf-8", errors="replace"), text, f"template {version}: {target}", f"working tree: {target}")
+    if holds_conflict_markers(text):
+        yield Finding(target, CONFLICT_PROBLEM, conflict_fix(target), diff)
+    else:
+        yield Finding(
+            target,
+            f"edited, but it is generated by {answers_file.label}'s template at {version}",
+            f"{_recopy(answers_file)} (discards the edit), or change the template",
+            diff,
+        )
+
+
+def _check_scaffold(root: Path, answers_file: AnswersFile, trusted: str | None, versions: TemplateVersions,
+                    renderers: dict[Path, TemplateRenderer]) -> Iterator[Finding]:
+    src, commit = answers_file.source
+    if not src or not commit:
+        yield Finding(
+            answers_file.name,
+            "records no template source and commit, so it cannot be checked",
+            f"scaffold from a git checkout or URL of the template and commit; then `{_recopy(answers_file)}`",
+        )
+        return
+    distrust = untrusted(answers_file, trusted)
+    if distrust:
+        yield Finding(
+            answers_file.name,
+            f"{distrust}: not rendered here, and update-scaffolding refuses it, as `copier update --trust` runs "
+            f"a template's tasks as you",
+            f"if you did not mean to change it, set `_src_path: {trusted}` in {answers_file.name} again and commit "
+            f"(`git log -p {answers_file.name}` shows the change); to move to another template, change the host's first"
+            if trusted else f"scaffold the host from the template's git URL, so that {HOST_ANSWERS} records its source",
+        )
+        return
+    if answers_file.plugin and not (root / PLUGINS_DIR / answers_file.plugin).is_dir():
+        yield Finding(
+            answers_file.name,
+            f"answers file without its plugin folder {PLUGINS_DIR}/{answers_file.plugin}",
+            f"`git rm {answers_file.name}` if the plugin is gone, or restore its folder with `{_recopy(answers_file)}`",
+        )
+        return
+    try:
+        version = versions.version(src, commit)
+        if version.export not in renderers:
+            renderers[version.export] = TemplateRenderer(version.export)
+        yield from _check_files(root, _Scaffold(root, answers_file, version, renderers[version.export]))
+    except TemplateUnusable as error:
+        yield Finding(answers_file.name, str(error), error.fix)
 
 
 def check_scaffolding(root: Path = PROJECT_ROOT, latest: bool = False) -> Report:
     """Compare the working tree with what every answers file's template version generates."""
-    report = Report()
-    answers_files = read_answers_files(root)
+    answers_files, refused = load_answers_files(root)
+    report = Report([Finding(name, problem.removeprefix(f"{name}: "), f"restore {name} from git, or correct it")
+                     for name, problem in refused.items()])
+    trusted = trusted_source(answers_files)
     with tempfile.TemporaryDirectory(prefix="check-scaffolding-") as workdir:
         versions = TemplateVersions(Path(workdir))
-        newest: dict[str, str | None] = {}
+        renderers: dict[Path, TemplateRenderer] = {}
         for answers_file in answers_files:
-            src, commit = answers_file.source
-            if not src or not commit:
-                report.findings.append(Finding(
-                    answers_file.name,
-                    "records no template source and commit, so it cannot be checked",
-                    f"scaffold from a git checkout or URL of the template and commit; then `{_recopy(answers_file)}`",
-                ))
-                continue
-            if answers_file.plugin and not (root / PLUGINS_DIR / answers_file.plugin).is_dir():
-                report.findings.append(Finding(
-                    answers_file.name,
-                    f"answers file without its plugin folder {PLUGINS_DIR}/{answers_file.plugin}",
-                    f"`git rm {answers_file.name}` if the plugin is gone, or restore its folder with `{_recopy(answers_file)}`",
-                ))
-                continue
-            try:
-                files, skipped = versions.renderer(src, commit).render(answers_file.answers)
-            except PluginMigrationError as error:
-                report.findings.append(Finding(answers_file.name, str(error), "make the template source reachable from here"))
-                continue
-            report.findings.extend(_check_files(root, answers_file, files, skipped))
-            if latest:
-                if src not in newest:
-                    newest[src] = versions.newest_tag(src)
-                match = _DESCRIBE.match(commit)
-                recorded = match.group("tag") if match else commit
-                newest_tag = newest[src]
-                if newest_tag and _older(recorded, newest_tag):
-                    report.findings.append(Finding(
-                        answers_file.name,
-                        f"{answers_file.label} is at template {commit}, the newest is {newest[src]}",
-                        f"copier update --trust --defaults -a {answers_file.name}",
-                        only_behind=True,
-                    ))
+            report.findings.extend(_check_scaffold(root, answers_file, trusted, versions, renderers))
+            if latest and answers_file.source[0] == trusted:
+                report.findings.extend(_behind(answers_file, versions))
     report.findings.extend(_check_registry(root, answers_files))
     report.findings.extend(_check_orphan_plugins(root, answers_files))
     return report
 
 
-def _older(recorded: str, newest: str) -> bool:
-    from packaging.version import InvalidVersion, Version
-
+def _behind(answers_file: AnswersFile, versions: TemplateVersions) -> Iterator[Finding]:
+    src, commit = answers_file.source
     try:
-        return Version(recorded) < Version(newest)
-    except InvalidVersion:
-        return False
+        newest = versions.newer_tag(src, commit)
+    except TemplateUnusable:
+        return  # already reported: the source cannot be fetched
+    if newest:
+        yield Finding(
+            answers_file.name,
+            f"{answers_file.label} is at template {commit}, the newest is {newest}",
+            f"copier update --trust --defaults -a {answers_file.name}",
+            only_behind=True,
+        )
+
+
+def _registry_path(root: Path) -> tuple[Path, str]:
+    """registry.json under ``root``, confined to it, and its path relative to it."""
+    relative = REGISTRY_PATH.relative_to(PROJECT_ROOT).as_posix()
+    return confine(root.resolve(), relative), relative
 
 
 def _check_registry(root: Path, answers_files: list[AnswersFile]) -> Iterator[Finding]:
-    path = root / REGISTRY_PATH.relative_to(PROJECT_ROOT)
-    relative = path.relative_to(root).as_posix()
+    fix = f"python -m {__package__} sync-registry"
     try:
-        actual = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError) as error:
-        yield Finding(relative, f"unreadable ({error})", f"python -m {__package__} sync-registry")
+        path, relative = _registry_path(root)
+        actual = json.loads(read_bytes_inside(root.resolve(), relative, _MAX_FILE_BYTES))
+    except OutsidePath as error:
+        yield Finding(
+            error.relative, "is a symbolic link that leads outside the repository; it was not read", f"`rm {error.relative}`, then {fix}"
+        )
+        return
+    except (OSError, json.JSONDecodeError) as error:
+        yield Finding(REGISTRY_PATH.relative_to(PROJECT_ROOT).as_posix(), f"unreadable ({error})", fix)
         return
     expected = expected_registry(answers_files, root)
     if actual != expected:
         yield Finding(
             relative,
             "differs from what the plugins' answers files say",
-            f"python -m {__package__} sync-registry (or `copier update` the plugin with the answers you meant)",
+            f"{fix} (or `copier update` the plugin with the answers you meant)",
             _unified(render_registry(expected), render_registry(actual), "answers files", f"working tree: {relative}"),
         )
 
@@ -253,62 +295,13 @@ def _check_orphan_plugins(root: Path, answers_files: list[AnswersFile]) -> Itera
 
 def sync_registry(root: Path = PROJECT_ROOT) -> bool:
     """Rewrite registry.json from the answers files; True when it changed."""
-    path = root / REGISTRY_PATH.relative_to(PROJECT_ROOT)
+    try:
+        path, _ = _registry_path(root)
+    except OutsidePath as error:
+        raise PluginMigrationError(f"{error}: sync-registry does not write through it; replace the link with a file") from None
     text = render_registry(expected_registry(read_answers_files(root), root))
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return False
     path.write_text(text, encoding="utf-8")
     return True
 
-
-def _unmerged_or_rejected(root: Path) -> list[str]:
-    unmerged = git("diff", "--name-only", "--diff-filter=U", cwd=root).stdout.decode().split()
-    status = git("status", "--porcelain", "--untracked-files=all", cwd=root).stdout.decode().splitlines()
-    rejected = [line[3:] for line in status if line.endswith(".rej")]
-    marked = []
-    for line in status:
-        candidate = root / line[3:]
-        if candidate.is_file() and candidate.suffix != ".rej":
-            text = candidate.read_text(encoding="utf-8", errors="replace")
-            if any(marker_line.startswith(CONFLICT_MARKERS) for marker_line in text.splitlines()):
-                marked.append(line[3:])
-    return sorted(set(unmerged) | set(rejected) | set(marked))
-
-
-def update_scaffolding(root: Path = PROJECT_ROOT, vcs_ref: str | None = None, echo: Callable[[str], None] = print) -> int:
-    """``copier update`` the host and then every plugin, committing each update on its own.
-
-    Stops at the first conflict, naming the files to resolve; run it again
-    after committing the resolution to update the rest. Returns how many
-    scaffolds changed.
-    """
-    if git("status", "--porcelain", cwd=root).stdout.strip():
-        raise PluginMigrationError("the working tree has uncommitted changes; commit or stash them first (copier update needs a clean tree)")
-    changed = 0
-    for answers_file in read_answers_files(root):
-        command = [sys.executable, "-m", "copier", "update", "--trust", "--defaults", "-a", answers_file.name]
-        if vcs_ref:
-            command += ["--vcs-ref", vcs_ref]
-        echo(f"updating {answers_file.label} ({answers_file.name})")
-        result = subprocess.run(command, cwd=root, capture_output=True, text=True)
-        if result.returncode:
-            last = (result.stderr.strip().splitlines() or ["copier failed"])[-1]
-            raise PluginMigrationError(
-                f"`{' '.join(command[1:])}` failed: {last}; fix it, commit, and run update-scaffolding again"
-            )
-        conflicts = _unmerged_or_rejected(root)
-        if conflicts:
-            raise PluginMigrationError(
-                f"updating {answers_file.label} left conflicts in {', '.join(conflicts)}: resolve the <<<<<<< markers "
-                f"(and apply then delete any .rej files), commit, then run `python -m {__package__} update-scaffolding` "
-                f"again to update the rest"
-            )
-        if git("status", "--porcelain", cwd=root).stdout.strip():
-            updated = next(a for a in read_answers_files(root) if a.name == answers_file.name)
-            recorded = updated.source[1]
-            git("add", "--all", cwd=root)
-            commit = git("commit", "--quiet", "-m", f"Update {answers_file.label} scaffolding to template {recorded}", cwd=root)
-            if commit.returncode:
-                raise PluginMigrationError(f"git commit failed: {commit.stderr.decode().strip()}")
-            changed += 1
-    return changed

@@ -300,7 +300,7 @@ def sync_registry() -> None:
 @fails_cleanly
 def update_scaffolding(vcs_ref: str | None) -> None:
     """copier update the host, then every plugin, one commit each; stops at the first conflict."""
-    from .scaffolding import update_scaffolding as update
+    from .updating import update_scaffolding as update
 
     changed = update(vcs_ref=vcs_ref, echo=click.echo)
     click.echo(f"{changed} scaffold(s) updated and committed")
