@@ -545,7 +545,9 @@ def test_a_hostile_answers_file_is_refused_in_one_line_at_once(clean_host: Path,
     sync, seconds = run_bounded([sys.executable, "-m", "shopapp.plugins", "sync-registry"], root)
     check, _ = run_bounded([sys.executable, "-m", "shopapp.plugins", "check-scaffolding"], root)
 
-    assert seconds < 2, f"sync-registry took {seconds:.1f} s"
+    # Not a speed target: a bound far below the old 46 s (and the memory limit above) that a loaded CI
+    # machine's process start-up cannot reach; refusing in process takes about 0.01 s.
+    assert seconds < 15, f"sync-registry took {seconds:.1f} s"
     assert (sync.returncode, sync.stderr) == (1, f"Error: .copier-answers.plugin-bomb.yml: {message}\n")
     assert check.returncode == 1
     assert f".copier-answers.plugin-bomb.yml: {message}\n  fix: restore .copier-answers.plugin-bomb.yml from git" in check.stdout
