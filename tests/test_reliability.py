@@ -68,7 +68,8 @@ def test_a_revision_that_cannot_be_imported_is_named_by_every_command(demo_host:
     rows = {line.split()[0]: line.split()[1] for line in upgrade.stdout.splitlines()[1:-1]}
     assert rows["network"] == "failed" and {rows[name] for name in INDEPENDENT} == {"current"}
 
-    for command in (["status"], ["history", "network"], ["migrate", "network"], ["downgrade", "network", "base", "--yes"]):
+    for command in (["status"], ["history", "network"], ["migrate", "network"], ["downgrade", "network", "base", "--yes"],
+                    ["check"]):
         result = demo_host.plugin_cli(*command)
         assert result.returncode == 1, command
         [line] = result.stderr.strip().splitlines()
