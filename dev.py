@@ -7,8 +7,8 @@
     python3 dev.py bench [ARGS]  run the benchmarks (ARGS: --quick, --runs N, --json FILE)
 
 Both first make .venv/ with exactly the versions pinned in requirements.txt
-(made again whenever that file or the interpreter running dev.py changes), so
-a fresh clone needs nothing but Python 3.11+.
+(installed again when that file changes, made anew when another interpreter
+runs dev.py), so a fresh clone needs nothing but Python 3.11+.
 
 `test` runs every database test on SQLite and on PostgreSQL, and `bench`
 measures on both. Each starts a throwaway PostgreSQL server for the run
