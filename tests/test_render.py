@@ -33,6 +33,7 @@ RUNTIME_FILES = {
     "registry.json",
     "registry.py",
     "rendering.py",
+    "replay.py",
     "revisions.py",
     "scaffolding.py",
     "settings.py",

@@ -24,7 +24,7 @@ from flask import Flask
 
 MODULES = (
     "alembic_template", "baseline", "chains", "checks", "cli", "compare", "database", "downgrade", "errors",
-    "metadata", "outcomes", "plan", "registry", "rendering", "revisions", "scaffolding", "upgrade", "versions",
+    "metadata", "outcomes", "plan", "registry", "rendering", "replay", "revisions", "scaffolding", "upgrade", "versions",
 )
 
 
@@ -392,3 +392,50 @@ def test_a_failed_step_rolls_back_alone(rt: SimpleNamespace, new_database) -> No
         database.dispose()
     tables = test_database.tables()
     assert {"kept", "after"} <= tables and "rolled_back" not in tables
+
+
+# -- replays ---------------------------------------------------------------------------------------------------
+
+
+def test_a_replay_builds_a_chains_context_and_leaves_the_database_as_it_was(rt: SimpleNamespace, new_database) -> None:
+    test_database = new_database()
+    registry = rt.registry.Registry.load()
+    with rt.replay.scratch(registry, test_database.url) as replay:
+        replay.prepare("usb")  # the core tables, then equipment, network and computers at their heads
+        assert replay.context == {
+            "sites", "equipment_types", "equipment", "subnets", "network_devices", "computers",
+            "alembic_version_equipment", "alembic_version_network", "alembic_version_computers",
+        }
+        for revision in replay.revisions("usb"):
+            replay.upgrade("usb", revision)
+        assert replay.current("usb") == "0001_baseline_usb" and replay.chain_tables() == {"usb_devices"}
+        with pytest.raises(rt.errors.PluginMigrationError) as raised:
+            replay.upgrade("usb", "9999")
+        assert str(raised.value).startswith('plugin "usb": upgrade from 0001_baseline_usb to 9999 failed: ')
+        assert replay.chain_tables() == {"usb_devices"}, "a failed step rolls back to its savepoint only"
+    assert test_database.tables() == set()
+
+
+def test_a_replay_refuses_a_database_that_holds_plugin_tables(rt: SimpleNamespace, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'deployed.db'}"
+    with sqlite3.connect(tmp_path / "deployed.db") as connection:
+        connection.execute("CREATE TABLE subnets (id INTEGER PRIMARY KEY)")
+        connection.execute("CREATE TABLE sites (id INTEGER PRIMARY KEY)")
+    with pytest.raises(rt.errors.PluginMigrationError) as raised, rt.replay.scratch(rt.registry.Registry.load(), url):
+        pass
+    assert f"the database {url} already holds plugin tables (subnets): " in str(raised.value)
+
+
+def test_a_read_only_connection_cannot_change_the_database(rt: SimpleNamespace, new_database) -> None:
+    test_database = new_database()
+    test_database.execute("CREATE TABLE kept (id INTEGER PRIMARY KEY)")
+    database = rt.database.Database(test_database.url)
+    with database.read_only() as connection:
+        assert sa.inspect(connection).get_table_names() == ["kept"]
+        with pytest.raises(sa.exc.DBAPIError):
+            connection.exec_driver_sql("CREATE TABLE added (id INTEGER PRIMARY KEY)")
+    assert test_database.tables() == {"kept"}
+
+
+def test_the_core_tables_are_those_no_plugin_owns(rt: SimpleNamespace) -> None:
+    assert [table.name for table in rt.replay.core_tables(rt.registry.Registry.load())] == ["sites"]
