@@ -194,11 +194,11 @@ def test_four_paths_end_in_the_same_schema(tmp_path: Path, template_repo: Path, 
             schema.pop("accounts", None)  # the core table exists only where create_all made it
     assert all(schema == schemas["one by one"] for schema in schemas.values()), schemas
 
-    # The host's own tests, pytest-alembic's included (upgrade one revision at a time from
+    # The host's own tests, the chain replays included (upgrade one revision at a time from
     # empty, models match DDL, up/down consistency), pass on the grown chain.
     generated = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], host.root)
     assert generated.returncode == 0, generated.stdout
-    assert "test_upgrade[inventory] PASSED" in run(
+    assert "test_upgrade_one_revision_at_a_time[inventory] PASSED" in run(
         [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "tests", "-k", "test_upgrade"], host.root
     ).stdout
 
@@ -347,6 +347,17 @@ def test_check_replays_a_chain_after_the_core_tables(grown_host: Host, database:
     assert broken.returncode == 1
     assert 'plugin "inventory": its migrations fail on an empty database: ' in broken.stdout
     assert "no_such_column" in broken.stdout
+    assert database.tables() == set()
+
+
+def test_the_hosts_tests_replay_a_chain_after_the_core_tables(grown_host: Host, database: Database) -> None:
+    grow_into_the_core(grown_host)
+    assert database.tables() == set()
+    env = {"PLUGIN_MIGRATIONS_TEST_DATABASE_URL": database.url}
+    result = run([sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "tests"], grown_host.root, env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for test in ("upgrade_one_revision_at_a_time", "models_match_the_ddl", "up_down_consistency"):
+        assert f"test_{test}[inventory] PASSED" in result.stdout
     assert database.tables() == set()
 
 
