@@ -322,7 +322,8 @@ def test_the_hosts_generated_tests_run_under_pytest_8_and_9(demo_host: Host, nex
         assert result.returncode == 0, result.stdout + result.stderr
         assert re.search(rf"^platform .* pytest-{major}\.", result.stdout, re.MULTILINE), result.stdout[:600]
         assert "tests/test_app.py::test_the_app PASSED" in result.stdout
-        for test in ("single_head", "upgrade_one_revision_at_a_time", "models_match_the_ddl", "up_down_consistency"):
+        for test in ("single_head", "upgrade_one_revision_at_a_time", "models_match_the_ddl", "up_down_consistency",
+                     "rows_survive_every_revision"):
             for name in DEPENDENCIES:
                 assert f"tests/test_plugin_migrations.py::test_{test}[{name}] PASSED" in result.stdout
     assert demo_host.database.tables() == set(), "a replay was not rolled back"

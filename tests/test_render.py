@@ -35,8 +35,10 @@ RUNTIME_FILES = {
     "rendering.py",
     "replay.py",
     "revisions.py",
+    "rows.py",
     "scaffolding.py",
     "settings.py",
+    "survival.py",
     "upgrade.py",
     "versions.py",
 }

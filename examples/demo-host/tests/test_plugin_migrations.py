@@ -9,7 +9,11 @@ plugin chains builds the same tables as create_all().
 Every chain is also replayed the way it runs in production: after the core
 tables and the plugins it depends on (at their heads). It has a single head;
 it upgrades one revision at a time from empty; its models match the tables it
-built; and each revision downgrades and upgrades again, from head down to base.
+built; each revision downgrades and upgrades again, from head down to base;
+and rows put in before each revision survive every later revision, up and
+down, that keeps them (a plugin shapes its rows, and declares the losses it
+means, in its migrations/fixture_rows.py: see the README of
+copier-plugin-migrations, "The next revision of a plugin").
 
 The replays run in a scratch SQLite database, or in the database named by
 PLUGIN_MIGRATIONS_TEST_DATABASE_URL (a PostgreSQL one like production's, say).
@@ -30,6 +34,7 @@ from shopapp.plugins.database import Database
 from shopapp.plugins.metadata import load_metadata
 from shopapp.plugins.registry import Registry
 from shopapp.plugins.replay import scratch
+from shopapp.plugins.survival import walk
 
 REGISTRY = Registry.load()
 PLUGINS = sorted(REGISTRY)
@@ -137,3 +142,11 @@ def test_up_down_consistency(name, replay_url):
             replay.downgrade(name, below)
         assert not replay.chain_tables(), f"{name}: tables left after downgrading to base"
 
+
+
+@pytest.mark.parametrize("name", PLUGINS)
+def test_rows_survive_every_revision(name, replay_url):
+    with scratch(REGISTRY, replay_url) as replay:
+        replay.prepare(name)
+        lost = walk(replay, name)
+    assert not lost, "\n" + "\n".join(lost)
