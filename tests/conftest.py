@@ -5,7 +5,9 @@ The plain helpers they use live in helpers.py.
 
 from __future__ import annotations
 
+import re
 import shutil
+import sys
 import uuid
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import sqlalchemy as sa
 
 from demo.run import build_host
 
-from .helpers import TEMPLATE, Database, Host, require_postgresql, snapshot_template
+from .helpers import TEMPLATE, Database, Host, require_postgresql, run, skip_unless_ci, snapshot_template
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -80,3 +82,20 @@ def demo_host(demo_host_template: Path, tmp_path: Path, database: Database) -> H
     root = tmp_path / "host"
     shutil.copytree(demo_host_template, root, symlinks=True)
     return Host(root, database=database)
+
+
+@pytest.fixture(scope="session")
+def next_pytest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding the pytest that requirements.txt names after `# also-tested:`, for PYTHONPATH.
+
+    It is installed there with its own dependencies, never into .venv, from
+    the package index pip is set up for; without one the tests that need it
+    skip (fail under CI=true).
+    """
+    [pin] = re.findall(r"^# also-tested: (pytest==\S+)$", (TEMPLATE / "requirements.txt").read_text(), re.MULTILINE)
+    target = tmp_path_factory.mktemp("pytest-9")
+    installed = run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                     "--target", str(target), pin], TEMPLATE)
+    if installed.returncode:
+        skip_unless_ci(f"cannot install {pin}: {installed.stderr.strip()[-300:]}")
+    return target

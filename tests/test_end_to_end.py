@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
+from pathlib import Path
 
 from demo.run import PLUGINS
 
@@ -299,6 +301,32 @@ def test_the_hosts_generated_tests_pass(demo_host: Host) -> None:
     result = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_plugin_migrations.py"], demo_host.root)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "passed" in result.stdout and "failed" not in result.stdout
+
+
+def test_the_hosts_generated_tests_run_under_pytest_8_and_9(demo_host: Host, next_pytest: Path) -> None:
+    """Beside the rest of the host's suite, with no pytest plugin at all, replaying on the host's backend.
+
+    The host's own suite has a conftest.py: with one, merely having
+    pytest-alembic 0.13 installed broke collecting the whole suite under
+    pytest 9 ('TestCollector' object has no attribute '_nodeid').
+    """
+    (demo_host.root / "tests/conftest.py").write_text(
+        "import pytest\n\n\n@pytest.fixture\ndef app_name():\n    return 'shop'\n"
+    )
+    (demo_host.root / "tests/test_app.py").write_text("def test_the_app(app_name):\n    assert app_name == 'shop'\n")
+    assert demo_host.database.tables() == set()  # (this makes the SQLite file: the check reads only existing ones)
+    env = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PLUGIN_MIGRATIONS_TEST_DATABASE_URL": demo_host.database.url}
+    for major, pythonpath in (("8", {}), ("9", {"PYTHONPATH": str(next_pytest)})):
+        result = run([sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "tests"], demo_host.root,
+                     {**env, **pythonpath})
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert re.search(rf"^platform .* pytest-{major}\.", result.stdout, re.MULTILINE), result.stdout[:600]
+        assert "tests/test_app.py::test_the_app PASSED" in result.stdout
+        for test in ("single_head", "upgrade_one_revision_at_a_time", "models_match_the_ddl", "up_down_consistency",
+                     "rows_survive_every_revision"):
+            for name in DEPENDENCIES:
+                assert f"tests/test_plugin_migrations.py::test_{test}[{name}] PASSED" in result.stdout
+    assert demo_host.database.tables() == set(), "a replay was not rolled back"
 
 
 def test_the_hosts_generated_tests_catch_an_unregistered_table(demo_host: Host) -> None:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import ast
 import json
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from .helpers import Database, Host, commit_all, copier, copy_host, copy_plugin, make_sqlalchemy_app, reflected_schema, run
 
@@ -193,11 +195,11 @@ def test_four_paths_end_in_the_same_schema(tmp_path: Path, template_repo: Path, 
             schema.pop("accounts", None)  # the core table exists only where create_all made it
     assert all(schema == schemas["one by one"] for schema in schemas.values()), schemas
 
-    # The host's own tests, pytest-alembic's included (upgrade one revision at a time from
+    # The host's own tests, the chain replays included (upgrade one revision at a time from
     # empty, models match DDL, up/down consistency), pass on the grown chain.
     generated = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], host.root)
     assert generated.returncode == 0, generated.stdout
-    assert "test_upgrade[inventory] PASSED" in run(
+    assert "test_upgrade_one_revision_at_a_time[inventory] PASSED" in run(
         [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "tests", "-k", "test_upgrade"], host.root
     ).stdout
 
@@ -272,6 +274,188 @@ def test_check_names_each_kind_of_drift(grown_host: Host, drift, problem: str) -
     assert result.returncode == 1
     assert problem in result.stdout, result.stdout
     assert result.stderr.strip().startswith("Error: ") and "problem(s) between models, registry and migrations" in result.stderr
+
+
+ADD_OWNER = '''"""add owner"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0004_inventory"
+down_revision = "0003_inventory"
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("items") as batch_op:
+        batch_op.add_column(sa.Column("owner_id", sa.Integer(), nullable=True))
+        batch_op.create_foreign_key("fk_items_owner_id", "accounts", ["owner_id"], ["id"])
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("items") as batch_op:
+        batch_op.drop_constraint("fk_items_owner_id", type_="foreignkey")
+        batch_op.drop_column("owner_id")
+'''
+RENAME_SKU = '''"""rename sku to code"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005_inventory"
+down_revision = "0004_inventory"
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("items") as batch_op:
+        batch_op.alter_column("sku", new_column_name="code", existing_type=sa.String(20))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("items") as batch_op:
+        batch_op.alter_column("code", new_column_name="sku", existing_type=sa.String(20))
+'''
+OWNER = '    owner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("accounts.id"))\n'
+#: v3, then items gains owner_id (a foreign key into the core's accounts) and sku becomes code.
+MODELS_V5 = MODELS_V3.replace(MODELS_V2, MODELS_V2 + OWNER).replace("    sku: Mapped", "    code: Mapped")
+
+
+def grow_into_the_core(host: Host) -> None:
+    """inventory 0004: items.owner_id into the core's accounts; 0005: sku renamed to code, in batch mode.
+
+    On SQLite batch mode copies items, reflecting it, and so reflects the
+    table its foreign key points into: replaying 0005 needs accounts.
+    """
+    versions = host.root / "plugins/inventory/migrations/versions"
+    (versions / "0004_add_owner.py").write_text(ADD_OWNER)
+    (versions / "0005_rename_sku.py").write_text(RENAME_SKU)
+    write_models(host, "inventory", MODELS_V5)
+    commit_all(host.root, "inventory v5")
+
+
+def test_check_replays_a_chain_after_the_core_tables(grown_host: Host, database: Database) -> None:
+    grow_into_the_core(grown_host)
+    assert ok(cli(grown_host, None, "check")) == "models, registry and migrations agree\n"
+
+    # An empty database is a scratch one: the replay runs there, and leaves it empty.
+    assert database.tables() == set()  # (an empty SQLite file: check never makes one)
+    checked = ok(cli(grown_host, None, "check", "--database-url", database.url))
+    assert checked == "models, registry and migrations agree\n"
+    assert database.tables() == set()
+
+    # A revision that breaks there is named, on the backend it breaks on.
+    (grown_host.root / "plugins/inventory/migrations/versions/0005_rename_sku.py").write_text(
+        RENAME_SKU.replace('"sku", new_column_name', '"no_such_column", new_column_name')
+    )
+    broken = cli(grown_host, None, "check", "--database-url", database.url)
+    assert broken.returncode == 1
+    assert 'plugin "inventory": its migrations fail on an empty database: ' in broken.stdout
+    assert "no_such_column" in broken.stdout
+    assert database.tables() == set()
+
+
+def test_the_hosts_tests_replay_a_chain_after_the_core_tables(grown_host: Host, database: Database) -> None:
+    grow_into_the_core(grown_host)
+    assert database.tables() == set()
+    env = {"PLUGIN_MIGRATIONS_TEST_DATABASE_URL": database.url}
+    result = run([sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "tests"], grown_host.root, env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for test in ("upgrade_one_revision_at_a_time", "models_match_the_ddl", "up_down_consistency",
+                 "rows_survive_every_revision"):
+        assert f"test_{test}[inventory] PASSED" in result.stdout
+    assert database.tables() == set()
+
+
+#: RENAME_SKU, as the revision right after 0003.
+RENAME_BY_HAND = RENAME_SKU.replace(
+    'revision = "0005_inventory"\ndown_revision = "0004_inventory"',
+    'revision = "0004_inventory"\ndown_revision = "0003_inventory"',
+)
+FIXTURE_ROWS = '''import json
+from pathlib import Path
+
+
+def fixture_rows(revision, table):
+    with Path(__file__).with_name("calls.jsonl").open("a") as calls:
+        calls.write(json.dumps([revision, table]) + "\\n")
+    return [{"name": "widget"}, {"name": "gadget", "active": False}] if table == "items" else None
+
+
+NOT_KEPT = {"0004_inventory": ["items.sku", "items.code"]}
+'''
+
+
+def test_rows_must_survive_a_rename(grown_host: Host, database: Database, tmp_path: Path) -> None:
+    dev = Database(f"sqlite:///{tmp_path / 'rename-dev.sqlite3'}")
+    ok(cli(grown_host, dev, "upgrade-all"))
+    write_models(grown_host, "inventory", MODELS_V3.replace("    sku: Mapped", "    code: Mapped"))
+    ok(cli(grown_host, dev, "revision", "inventory", "-m", "rename sku", "--autogenerate"))
+    migrations = grown_host.root / "plugins/inventory/migrations"
+    [revision] = (migrations / "versions").glob("0004_inventory_*.py")
+    autogenerated = revision.read_text()
+    assert upgrade_operations(revision) == ["add_column", "drop_column"], autogenerated
+
+    assert database.tables() == set()
+    env = {"PLUGIN_MIGRATIONS_TEST_DATABASE_URL": database.url}
+
+    def host_tests() -> subprocess.CompletedProcess:
+        return run([sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "tests"], grown_host.root, env)
+
+    # Autogenerate's drop_column + add_column loses every sku: the host's tests say where, and the fix.
+    lost = host_tests()
+    assert lost.returncode == 1
+    assert "test_rows_survive_every_revision[inventory] FAILED" in lost.stdout
+    assert "test_models_match_the_ddl[inventory] PASSED" in lost.stdout  # the schema alone is right
+    assert (
+        "upgrade to 0004_inventory: items.sku was dropped and items.code added, and the values of sku are not "
+        "there: a rename written as drop_column + add_column (as autogenerate writes it) loses them; rename it "
+        'with alter_column(..., new_column_name=...), or, if the loss is meant, list "items.sku" in '
+        'NOT_KEPT["0004_inventory"] of fixture_rows.py'
+    ) in lost.stdout
+    assert "downgrade of 0004_inventory: items.code was dropped and items.sku added" in lost.stdout
+
+    # The rename written by hand keeps them.
+    revision.write_text(RENAME_BY_HAND)
+    kept = host_tests()
+    assert kept.returncode == 0, kept.stdout
+
+    # Or the plugin says the loss is meant; its fixture_rows.py gives the rows for items, at every revision.
+    revision.write_text(autogenerated)
+    (migrations / "fixture_rows.py").write_text(FIXTURE_ROWS)
+    meant = host_tests()
+    assert meant.returncode == 0, meant.stdout
+    calls = {tuple(json.loads(line)) for line in (migrations / "calls.jsonl").read_text().splitlines()}
+    assert {("0001_baseline_inventory", "items"), ("0003_inventory", "item_tags"), ("0004_inventory", "items")} <= calls
+    assert database.tables() == set()
+
+
+def test_check_reads_a_deployed_database_and_names_what_it_lacks(tmp_path: Path, template_repo: Path, database: Database) -> None:
+    host = make_host(tmp_path, template_repo)
+    ok(cli(host, database, "upgrade-all"))
+    database.execute("INSERT INTO items (id, name, active) VALUES (1, 'widget', true)")
+    # items gains sku in the models, without a revision: a chain that is only its baseline
+    # builds today's models, so the replay agrees, and only the deployed database shows it.
+    write_models(host, "inventory", MODELS_V2)
+    assert ok(cli(host, None, "check")) == "models, registry and migrations agree\n"
+    before = reflected_schema(database.url), database.execute("SELECT * FROM items")
+
+    result = cli(host, None, "check", "--database-url", database.url)
+
+    assert result.returncode == 1
+    shown = sa.make_url(database.url).render_as_string(hide_password=True)
+    assert result.stdout == (
+        f'plugin "inventory": the database {shown} records 0001_baseline_inventory, its head, but its tables are not '
+        "what the chain builds: add column items.sku; if the models changed without a revision, write it with "
+        '`revision inventory -m "..." --autogenerate` against a database at 0001_baseline_inventory (a copy of this '
+        "one) and migrate; if the database was changed by hand, restore it\n"
+    )
+    assert (reflected_schema(database.url), database.execute("SELECT * FROM items")) == before
+    assert database.version_of("inventory") == ["0001_baseline_inventory"]
+
+
+def test_check_refuses_a_sqlite_file_that_does_not_exist(grown_host: Host, tmp_path: Path) -> None:
+    missing = tmp_path / "missing.sqlite3"
+    result = cli(grown_host, None, "check", "--database-url", f"sqlite:///{missing}")
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"Error: no SQLite database at {missing}: name an existing file"
+    assert not missing.exists()
 
 
 def test_moving_a_core_table_into_a_plugin_is_a_stamp_without_ddl(demo_host: Host) -> None:

@@ -15,6 +15,7 @@ import json
 import sqlite3
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
@@ -25,7 +26,8 @@ from flask import Flask
 MODULES = (
     "alembic_template", "answers", "baseline", "chains", "checks", "cli", "cli_options", "compare", "conflicts",
     "database", "downgrade", "errors", "fetching", "fleet", "metadata", "outcomes", "output", "paths", "plan",
-    "registry", "removal", "rendering", "revisions", "scaffolding", "updating", "upgrade", "versions",
+    "registry", "removal", "rendering", "replay", "revisions", "rows", "scaffolding", "survival", "updating",
+    "upgrade", "versions",
 )
 
 
@@ -414,3 +416,91 @@ def test_lock_timeout_still_bounds_table_locks_after_waiting_for_the_migrator_lo
             assert session.connection.exec_driver_sql("SHOW lock_timeout").scalar() == "7s"
     finally:
         database.dispose()
+
+
+# -- replays ---------------------------------------------------------------------------------------------------
+
+
+def test_a_replay_builds_a_chains_context_and_leaves_the_database_as_it_was(rt: SimpleNamespace, new_database) -> None:
+    test_database = new_database()
+    registry = rt.registry.Registry.load()
+    with rt.replay.scratch(registry, test_database.url) as replay:
+        replay.prepare("usb")  # the core tables, then equipment, network and computers at their heads
+        assert replay.context == {
+            "sites", "equipment_types", "equipment", "subnets", "network_devices", "computers",
+            "alembic_version_equipment", "alembic_version_network", "alembic_version_computers",
+        }
+        for revision in replay.revisions("usb"):
+            replay.upgrade("usb", revision)
+        assert replay.current("usb") == "0001_baseline_usb" and replay.chain_tables() == {"usb_devices"}
+        with pytest.raises(rt.errors.PluginMigrationError) as raised:
+            replay.upgrade("usb", "9999")
+        assert str(raised.value).startswith('plugin "usb": upgrade from 0001_baseline_usb to 9999 failed: ')
+        assert replay.chain_tables() == {"usb_devices"}, "a failed step rolls back to its savepoint only"
+    assert test_database.tables() == set()
+
+
+def test_a_replay_refuses_a_database_that_holds_plugin_tables(rt: SimpleNamespace, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'deployed.db'}"
+    with sqlite3.connect(tmp_path / "deployed.db") as connection:
+        connection.execute("CREATE TABLE subnets (id INTEGER PRIMARY KEY)")
+        connection.execute("CREATE TABLE sites (id INTEGER PRIMARY KEY)")
+    with pytest.raises(rt.errors.PluginMigrationError) as raised, rt.replay.scratch(rt.registry.Registry.load(), url):
+        pass
+    assert f"the database {url} already holds plugin tables (subnets): " in str(raised.value)
+
+
+def test_a_read_only_connection_cannot_change_the_database(rt: SimpleNamespace, new_database) -> None:
+    test_database = new_database()
+    test_database.execute("CREATE TABLE kept (id INTEGER PRIMARY KEY)")
+    database = rt.database.Database(test_database.url)
+    with database.read_only() as connection:
+        assert sa.inspect(connection).get_table_names() == ["kept"]
+        with pytest.raises(sa.exc.DBAPIError):
+            connection.exec_driver_sql("CREATE TABLE added (id INTEGER PRIMARY KEY)")
+    assert test_database.tables() == {"kept"}
+
+
+def test_the_core_tables_are_those_no_plugin_owns(rt: SimpleNamespace) -> None:
+    assert [table.name for table in rt.replay.core_tables(rt.registry.Registry.load())] == ["sites"]
+
+
+# -- rows and their survival ----------------------------------------------------------------------------------
+
+
+def test_generated_values_fit_their_columns(rt: SimpleNamespace) -> None:
+    columns = sa.Table(
+        "t", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True), sa.Column("code", sa.String(4)),
+        sa.Column("name", sa.String(40)), sa.Column("kind", sa.Enum("a", "b")), sa.Column("price", sa.Numeric(3, 1)),
+        sa.Column("at", sa.DateTime(timezone=True)), sa.Column("odd", sa.types.NullType()),
+    ).c
+    value = rt.rows.generated_value
+    assert (value(columns.id, 7), value(columns.code, 12345), value(columns.name, 7)) == (10_007, "2345", "name-7")
+    assert (value(columns.kind, 3), value(columns.price, 123)) == ("b", Decimal(23))
+    assert value(columns.at, 1).tzinfo is not None
+    assert value(columns.odd, 1) is None
+
+
+def test_a_chains_rows_are_made_parents_first_and_survive_it(rt: SimpleNamespace, new_database) -> None:
+    test_database = new_database()
+    with rt.replay.scratch(rt.registry.Registry.load(), test_database.url) as replay:
+        replay.prepare("usb")
+        assert rt.survival.walk(replay, "usb") == []
+        # usb's chain went up and back to base; the rows its foreign keys needed stay in the tables of its dependencies.
+        for parent in ("computers", "equipment", "equipment_types", "subnets"):
+            assert replay.connection.execute(sa.text(f"SELECT count(*) FROM {parent}")).scalar() == 1, parent
+        assert replay.chain_tables() == set()
+    assert test_database.tables() == set()
+
+
+def test_a_fixture_rows_hook_that_is_not_one_is_refused(rt: SimpleNamespace, tmp_path: Path) -> None:
+    entry = rt.registry.PluginEntry("inventory", ("items",), (), tmp_path)
+    assert rt.survival.FixtureHook.load(entry).rows("0001", "items") is None  # no file: generated rows
+    (tmp_path / "migrations").mkdir()
+    (tmp_path / "migrations/fixture_rows.py").write_text("NOT_KEPT = ['items.sku']\n")
+    with pytest.raises(rt.errors.PluginMigrationError) as raised:
+        rt.survival.FixtureHook.load(entry)
+    assert str(raised.value) == (
+        f"{tmp_path / 'migrations/fixture_rows.py'}: fixture_rows must be a function (revision, table) -> rows or None, "
+        'and NOT_KEPT a dict of revision -> ["table", "table.column", ...]'
+    )

@@ -3,38 +3,50 @@
 For every plugin in shopapp/plugins/registry.json: its entry is sound, its
 Alembic scaffolding exists, its models declare every table it owns, every
 table has exactly one owner, a foreign key into another plugin's table comes
-with a depends_on, `plugin check` finds no drift, and upgrading an empty SQLite
-database through the plugin chains builds the same tables as create_all().
+with a depends_on, `plugin check` finds no drift, and upgrading through the
+plugin chains builds the same tables as create_all().
 
-pytest-alembic's built-in tests (single head, upgrade one revision at a time,
-models match the DDL, up/down consistency) run against every plugin's chain:
-the alembic_config fixture below has one configuration per plugin.
+Every chain is also replayed the way it runs in production: after the core
+tables and the plugins it depends on (at their heads). It has a single head;
+it upgrades one revision at a time from empty; its models match the tables it
+built; each revision downgrades and upgrades again, from head down to base;
+and rows put in before each revision survive every later revision, up and
+down, that keeps them (a plugin shapes its rows, and declares the losses it
+means, in its migrations/fixture_rows.py: see the README of
+copier-plugin-migrations, "The next revision of a plugin").
+
+The replays run in a scratch SQLite database, or in the database named by
+PLUGIN_MIGRATIONS_TEST_DATABASE_URL (a PostgreSQL one like production's, say).
+That database must hold no plugin tables; each replay is rolled back, so it
+is left as it was. These tests need only pytest and the application's own
+dependencies.
 """
 
-import pytest
-from pytest_alembic.config import Config
-from pytest_alembic.tests import (  # noqa: F401  (collected here, once per plugin)
-    test_model_definitions_match_ddl,
-    test_single_head_revision,
-    test_up_down_consistency,
-    test_upgrade,
-)
-from sqlalchemy import create_engine, inspect
+import os
 
-from shopapp.plugins import PluginManager
+import pytest
+
 from shopapp.plugins.alembic_template import PLUGIN_TABLE_OWNERS, get_plugin_metadata, plugin_tables
+from shopapp.plugins.chains import Chains
 from shopapp.plugins.checks import check, dependency_problems, ownership_problems
+from shopapp.plugins.compare import differences
+from shopapp.plugins.database import Database
 from shopapp.plugins.metadata import load_metadata
 from shopapp.plugins.registry import Registry
+from shopapp.plugins.replay import scratch
+from shopapp.plugins.survival import walk
 
 REGISTRY = Registry.load()
 PLUGINS = sorted(REGISTRY)
 
+#: The database the replays run in; unset, each test gets a scratch SQLite file.
+DATABASE_URL_VARIABLE = "PLUGIN_MIGRATIONS_TEST_DATABASE_URL"
 
-@pytest.fixture(params=PLUGINS)
-def alembic_config(request):
-    """pytest-alembic's configuration: one per plugin chain."""
-    return Config(config_options={"file": str(REGISTRY.entry(request.param).alembic_ini)})
+
+@pytest.fixture
+def replay_url(tmp_path):
+    """PLUGIN_MIGRATIONS_TEST_DATABASE_URL, or a new SQLite file."""
+    return os.environ.get(DATABASE_URL_VARIABLE) or f"sqlite:///{tmp_path / 'replay.sqlite3'}"
 
 
 def test_plugins_are_registered():
@@ -64,33 +76,77 @@ def test_foreign_keys_into_other_plugins_are_declared_dependencies():
     assert not problems, "\n" + "\n".join(problems)
 
 
-def _columns(url):
-    engine = create_engine(url)
-    try:
-        inspector = inspect(engine)
-        return {
-            table: sorted(column["name"] for column in inspector.get_columns(table))
-            for table in inspector.get_table_names()
-            if not table.startswith("alembic_version")
-        }
-    finally:
-        engine.dispose()
+def _columns(replay):
+    schema = replay.schema(replay.chain_tables())
+    return {table: sorted(column[0] for column in shape["columns"]) for table, shape in schema.items()}
 
 
-def test_upgrade_builds_the_same_tables_as_create_all(tmp_path):
-    migrated = f"sqlite:///{tmp_path / 'migrated.db'}"
-    results = PluginManager(migrated).upgrade_all_plugins()
-    assert {name: result["status"] for name, result in results.items()} == {name: "installed" for name in PLUGINS}
-
-    created = f"sqlite:///{tmp_path / 'created.db'}"
-    engine = create_engine(created)
-    plugin_owned = [table for name in PLUGINS for table in plugin_tables(name, REGISTRY)]
-    load_metadata(REGISTRY).create_all(engine, tables=plugin_owned)
-    engine.dispose()
-
-    assert _columns(migrated) == _columns(created)
+def test_upgrade_builds_the_same_tables_as_create_all(replay_url):
+    with scratch(REGISTRY, replay_url) as replay:
+        replay.prepare()
+        results = replay.upgrade_all(REGISTRY.order)
+        assert {name: result.status for name, result in results.items()} == {name: "installed" for name in PLUGINS}
+        migrated = _columns(replay)
+    with scratch(REGISTRY, replay_url) as replay:
+        replay.prepare()
+        plugin_owned = [table for name in PLUGINS for table in plugin_tables(name, REGISTRY)]
+        load_metadata(REGISTRY).create_all(replay.connection, tables=plugin_owned)
+        created = _columns(replay)
+    assert migrated == created
 
 
 def test_plugin_check_finds_no_drift():
-    problems = check(REGISTRY)
+    problems = check(REGISTRY, database_url=os.environ.get(DATABASE_URL_VARIABLE))
     assert not problems, "\n" + "\n".join(problems)
+
+
+# -- each chain, replayed after the core tables and the plugins it depends on ---------------------
+
+
+@pytest.mark.parametrize("name", PLUGINS)
+def test_single_head(name):
+    assert Chains(REGISTRY, Database()).head(name) is not None, f"{name}: its chain has no revision"
+
+
+@pytest.mark.parametrize("name", PLUGINS)
+def test_upgrade_one_revision_at_a_time(name, replay_url):
+    with scratch(REGISTRY, replay_url) as replay:
+        replay.prepare(name)
+        for revision in replay.revisions(name):
+            replay.upgrade(name, revision)
+            assert replay.current(name) == revision
+
+
+@pytest.mark.parametrize("name", PLUGINS)
+def test_models_match_the_ddl(name, replay_url):
+    with scratch(REGISTRY, replay_url) as replay:
+        replay.prepare(name)
+        replay.upgrade(name, "head")
+        found = differences(replay.connection, REGISTRY, name)
+    assert not found, f"{name}: models differ from its migrations: " + "; ".join(found)
+
+
+@pytest.mark.parametrize("name", PLUGINS)
+def test_up_down_consistency(name, replay_url):
+    with scratch(REGISTRY, replay_url) as replay:
+        replay.prepare(name)
+        revisions = replay.revisions(name)
+        replay.upgrade(name, "head")
+        for revision, below in reversed(list(zip(revisions, ["base", *revisions[:-1]], strict=True))):
+            before = replay.schema(replay.chain_tables())
+            replay.downgrade(name, below)
+            replay.upgrade(name, revision)
+            assert replay.schema(replay.chain_tables()) == before, (
+                f"{name}: downgrading {revision} and upgrading it again does not give back its tables"
+            )
+            replay.downgrade(name, below)
+        assert not replay.chain_tables(), f"{name}: tables left after downgrading to base"
+
+
+
+@pytest.mark.parametrize("name", PLUGINS)
+def test_rows_survive_every_revision(name, replay_url):
+    with scratch(REGISTRY, replay_url) as replay:
+        replay.prepare(name)
+        lost = walk(replay, name)
+    assert not lost, "\n" + "\n".join(lost)

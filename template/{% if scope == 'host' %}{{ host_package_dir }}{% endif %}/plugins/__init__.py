@@ -135,9 +135,9 @@ class PluginManager:
     def freeze_baseline(self, name: str) -> Path:
         return revisions.freeze_baseline(self.chains, name)
 
-    def check(self, names: list[str] | None = None) -> list[str]:
-        """Every drift between models, registry and migrations; empty when clean."""
-        return checks.check(self.registry, names)
+    def check(self, names: list[str] | None = None, database_url: str | None = None) -> list[str]:
+        """Every drift between models, registry and migrations, and a deployed database's; empty when clean."""
+        return checks.check(self.registry, names, database_url)
 
 
 def init_app(app: Any) -> None:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Sequence
 
+from sqlalchemy import inspect, make_url
+
 from .chains import Chains
 from .compare import differences
 from .database import Database
+from .errors import PluginMigrationError
 from .metadata import core_conflicts, load_metadata, tables_declared_by_plugins
-from .outcomes import Status
 from .registry import Problem, Registry
-from .upgrade import apply
+from .replay import scratch
+from .versions import read_state
 
 
 def registry_problems(registry: Registry) -> list[str]:
@@ -87,34 +90,84 @@ def chain_problems(chains: Chains, names: Sequence[str]) -> list[str]:
     return problems
 
 
-def check(registry: Registry, names: Sequence[str] | None = None) -> list[str]:
+def check(registry: Registry, names: Sequence[str] | None = None, database_url: str | None = None) -> list[str]:
     """Every drift between models, registry and migrations (like ``alembic check``); empty when clean.
 
-    Builds every chain in a throwaway SQLite database, then compares each
-    plugin's models with what its migrations built.
+    Replays every chain in the context it runs in (the core tables, then the
+    plugins in dependency order) and compares each plugin's models with what
+    its migrations built. The replay runs in a throwaway SQLite database, or
+    in the database at ``database_url`` when that one holds no table at all;
+    it is rolled back there, so the database stays empty. A database with
+    tables is a deployed one: it is only read (``deployed_problems``), and
+    the replay runs in SQLite.
     """
     unsound = registry_problems(registry)
     problems = unsound + model_problems(registry) + dependency_problems(registry)
     if unsound:
         return problems  # the chains cannot be trusted to load
     names = list(registry.order) if names is None else [registry.entry(name).name for name in names]
+    deployed = Database(database_url) if database_url else None
+    if deployed is not None:
+        with deployed.read_only() as connection:
+            empty = not inspect(connection).get_table_names()
+        if empty:
+            return problems + replay_problems(registry, names, deployed.url, problems)
     with tempfile.TemporaryDirectory(prefix="plugin-check-") as folder:
-        scratch = Chains(registry, Database(f"sqlite:///{folder}/check.db"))
-        problems += chain_problems(scratch, names)
-        if problems:
-            return problems
-        try:
-            for plugin, outcome in apply(scratch, registry.order, {}).items():
-                if outcome.status in (Status.FAILED, Status.SKIPPED):
-                    problems.append(f'plugin "{plugin}": its migrations fail on an empty database: {outcome.error}')
-            if not problems:
-                with scratch.database.connect() as connection:
-                    problems.extend(
-                        f'plugin "{name}": models differ from its migrations: {difference}; write the revision '
-                        f'with `revision {name} -m "..." --autogenerate`'
-                        for name in names
-                        for difference in differences(connection, registry, name)
-                    )
-        finally:
-            scratch.database.dispose()
+        problems += replay_problems(registry, names, f"sqlite:///{folder}/check.db", problems)
+    if deployed is not None:
+        problems += deployed_problems(registry, names, deployed)
+    return problems
+
+
+def replay_problems(registry: Registry, names: Sequence[str], url: str, found: Sequence[str] = ()) -> list[str]:
+    """Chains that grew unfrozen; then, unless anything was ``found`` so far, every chain replayed at ``url``.
+
+    The replay makes the core tables, upgrades every plugin in dependency
+    order, and compares each of ``names`` with its models; it is rolled back.
+    """
+    problems = chain_problems(Chains(registry, Database(url)), names)
+    if problems or found:
+        return problems
+    with scratch(registry, url) as replay:
+        replay.create_core_tables()
+        for plugin, outcome in replay.upgrade_all(registry.order).items():
+            if not outcome.succeeded:
+                problems.append(f'plugin "{plugin}": its migrations fail on an empty database: {outcome.error}')
+        if not problems:
+            problems.extend(
+                f'plugin "{name}": models differ from its migrations: {difference}; write the revision '
+                f'with `revision {name} -m "..." --autogenerate`'
+                for name in names
+                for difference in differences(replay.connection, registry, name)
+            )
+    return problems
+
+
+def deployed_problems(registry: Registry, names: Sequence[str], database: Database) -> list[str]:
+    """How a deployed database differs from what its chains say it has; it is only read.
+
+    Each plugin recorded at its head is compared with its models: while a
+    chain is only its baseline, models and migrations agree by construction,
+    so a model changed without a revision shows only here. A plugin not
+    installed, or behind its head, is left to ``upgrade-all``.
+    """
+    chains = Chains(registry, database)
+    shown = make_url(database.url).render_as_string(hide_password=True)
+    problems: list[str] = []
+    with database.read_only() as connection:
+        state = read_state(connection, registry, names)
+        for name in names:
+            try:
+                head = chains.head(name)
+            except PluginMigrationError:
+                continue  # two heads: the replay reports it
+            if head is None or state.recorded[name] != (head,):
+                continue
+            problems.extend(
+                f'plugin "{name}": the database {shown} records {head}, its head, but its tables are not what '
+                f"the chain builds: {difference}; if the models changed without a revision, write it with "
+                f'`revision {name} -m "..." --autogenerate` against a database at {head} (a copy of this one) and '
+                f"migrate; if the database was changed by hand, restore it"
+                for difference in differences(connection, registry, name)
+            )
     return problems

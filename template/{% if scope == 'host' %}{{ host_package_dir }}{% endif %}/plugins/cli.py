@@ -253,11 +253,17 @@ def freeze_baseline(ctx: click.Context, name: str) -> None:
 
 @click.command()
 @click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.option(
+    "--database-url",
+    default=None,
+    help="Replay the chains in this database if it is empty (it stays empty); if it has tables, only read it and "
+    "report installed plugins whose tables differ from their models.",
+)
 @fails_cleanly
-def check(names: tuple[str, ...]) -> None:
+def check(names: tuple[str, ...], database_url: str | None) -> None:
     """Fail when models, registry and migrations disagree (no database needed)."""
     try:
-        problems = check_chains(Registry.load(), list(names) or None)
+        problems = check_chains(Registry.load(), list(names) or None, database_url)
     except RegistryError as error:
         problems = [str(error)]
     for problem in problems:

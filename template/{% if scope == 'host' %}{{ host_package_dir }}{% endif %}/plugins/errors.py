@@ -10,6 +10,8 @@ from __future__ import annotations
 import traceback
 from pathlib import Path
 
+from sqlalchemy.exc import NoSuchTableError
+
 
 class PluginMigrationError(Exception):
     """A failure the user can act on; the message names what failed and the fix."""
@@ -25,6 +27,8 @@ class LockTimeout(PluginMigrationError):
 
 def error_summary(error: BaseException) -> str:
     """The first line of an error, preferring the database driver's own message."""
+    if isinstance(error, NoSuchTableError):  # its message is only the table's name
+        return f"no such table: {error}"
     text = str(getattr(error, "orig", None) or error).strip()
     return text.splitlines()[0] if text else type(error).__name__
 

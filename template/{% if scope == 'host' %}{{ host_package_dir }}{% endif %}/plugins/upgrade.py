@@ -34,24 +34,31 @@ def apply(chains: Chains, names: Sequence[str], targets: Mapping[str, str]) -> d
     transaction of its own on the session's connection. A failed plugin
     keeps its schema and version row; plugins that do not depend on it still run.
     """
-    outcomes: dict[str, Outcome] = {}
     with chains.database.migration_session() as session:
-        with session.step():
-            steps = make_plan(chains, read_state(session.connection, chains.registry, names), names, targets)
-        for step in steps:
-            blocked = next(
-                (dep for dep in chains.registry.entry(step.plugin).depends_on
-                 if dep in outcomes and not outcomes[dep].succeeded),
-                None,
+        return apply_in(chains, session, names, targets)
+
+
+def apply_in(
+    chains: Chains, session: MigrationSession, names: Sequence[str], targets: Mapping[str, str]
+) -> dict[str, Outcome]:
+    """``apply`` in a migration session already open (a replay's, rolled back at its end)."""
+    outcomes: dict[str, Outcome] = {}
+    with session.step():
+        steps = make_plan(chains, read_state(session.connection, chains.registry, names), names, targets)
+    for step in steps:
+        blocked = next(
+            (dep for dep in chains.registry.entry(step.plugin).depends_on
+             if dep in outcomes and not outcomes[dep].succeeded),
+            None,
+        )
+        if blocked is not None:
+            outcomes[step.plugin] = Outcome(
+                step.plugin, Status.SKIPPED, error=f'dependency "{blocked}" did not upgrade'
             )
-            if blocked is not None:
-                outcomes[step.plugin] = Outcome(
-                    step.plugin, Status.SKIPPED, error=f'dependency "{blocked}" did not upgrade'
-                )
-            elif step.action is Action.CURRENT:
-                outcomes[step.plugin] = Outcome(step.plugin, Status.CURRENT, step.current, step.current)
-            else:
-                outcomes[step.plugin] = _apply_one(chains, session, step.plugin, step.target)
+        elif step.action is Action.CURRENT:
+            outcomes[step.plugin] = Outcome(step.plugin, Status.CURRENT, step.current, step.current)
+        else:
+            outcomes[step.plugin] = _apply_one(chains, session, step.plugin, step.target)
     return outcomes
 
 

@@ -150,7 +150,7 @@ class Database:
         )
 
     @contextmanager
-    def migration_session(self) -> Iterator[MigrationSession]:
+    def migration_session(self, commit: bool = True) -> Iterator[MigrationSession]:
         """One connection that is this database's only migrator from the start of a run to its end.
 
         Every read and every plugin's step of the run happens on it, so what
@@ -165,24 +165,64 @@ class Database:
         - SQLite: one ``BEGIN IMMEDIATE`` transaction for the whole run (the
           database's write lock, waited for up to lock_timeout), each plugin's
           step a savepoint in it; a failed step rolls back to its savepoint.
+
+        ``commit=False`` makes the whole run one transaction that is rolled
+        back at the end, each step a savepoint in it, so the database is left
+        as it was found: a replay in a scratch database (``replay``). That
+        needs transactional DDL, so only PostgreSQL and SQLite have it.
         """
+        if not commit and self.backend not in ("sqlite", "postgresql"):
+            raise PluginMigrationError(
+                f"cannot replay migrations on {self.backend} and leave the database as it was (its DDL is not "
+                f"transactional); use a PostgreSQL or SQLite database"
+            )
         with self.connect() as connection:
-            if self.backend == "sqlite":
-                outer = self.begin(connection)
-                try:
-                    yield MigrationSession(connection, nested=True)
-                except BaseException:
-                    outer.rollback()
-                    raise
-                outer.commit()
-            elif self.backend == "postgresql":
+            if self.backend == "postgresql":
                 self._lock_postgresql(connection)
-                try:
+            try:
+                if self.backend == "sqlite" or not commit:
+                    outer = self.begin(connection)
+                    try:
+                        yield MigrationSession(connection, nested=True)
+                    except BaseException:
+                        outer.rollback()
+                        raise
+                    if commit:
+                        outer.commit()
+                    else:
+                        outer.rollback()
+                else:
                     yield MigrationSession(connection, nested=False)
-                finally:
+            finally:
+                if self.backend == "postgresql":
                     self._unlock_postgresql(connection)
-            else:
-                yield MigrationSession(connection, nested=False)
+
+    @contextmanager
+    def read_only(self) -> Iterator[Connection]:
+        """A connection that cannot change the database: for looking at a deployed one.
+
+        SQLite opens the file read-only (and never creates it), without the
+        write lock the migrating engine takes; PostgreSQL runs read-only
+        transactions. Other backends get a plain connection whose
+        transaction is rolled back.
+        """
+        url = make_url(self.url)
+        if url.get_backend_name() == "sqlite":
+            if self.missing_sqlite_file() or not url.database or url.database == ":memory:":
+                raise PluginMigrationError(f"no SQLite database at {url.database or ':memory:'}: name an existing file")
+            uri = Path(url.database).resolve().as_uri()  # percent-encoded, as SQLite's URI filenames want
+            url = url.set(database=uri, query={**url.query, "mode": "ro", "uri": "true"})
+        engine = create_engine(url, poolclass=pool.NullPool)
+        try:
+            with engine.connect() as connection:
+                if url.get_backend_name() == "postgresql":
+                    connection = connection.execution_options(postgresql_readonly=True)
+                try:
+                    yield connection
+                finally:
+                    connection.rollback()
+        finally:
+            engine.dispose()
 
     def _lock_postgresql(self, connection: Connection) -> None:
         # PostgreSQL reads lock_timeout = 0 as "wait for ever": keep at least 1 ms.
