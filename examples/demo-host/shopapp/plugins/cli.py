@@ -21,13 +21,19 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from . import PluginManager
 from .checks import check as check_chains
-from .errors import PluginMigrationError, RegistryError, error_summary
+from .errors import PluginMigrationError, RegistryError, describe_user_error, error_summary, user_code_location
 from .outcomes import UPGRADE_STATUSES, Outcome, Status
-from .registry import Registry
+from .registry import PROJECT_ROOT, Registry
 
 
 def fails_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn the errors a user can act on into click's one-line ``Error: ...`` and exit 1."""
+    """Turn the errors a user can act on into click's one-line ``Error: ...`` and exit 1.
+
+    That includes any exception raised by the user's own code (a revision
+    that cannot be imported, a models module that raises), named by file and
+    line. An exception from this runtime itself keeps its traceback: it is a
+    bug to report, not a mistake to fix.
+    """
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -37,6 +43,10 @@ def fails_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
             raise click.ClickException(str(error)) from None
         except SQLAlchemyError as error:
             raise click.ClickException(f"database error: {error_summary(error)}") from None
+        except Exception as error:
+            if user_code_location(error, PROJECT_ROOT) is None:
+                raise
+            raise click.ClickException(describe_user_error(error, PROJECT_ROOT)) from None
 
     return wrapper
 

@@ -3,7 +3,7 @@
 This module alone reads ``DATABASE_URL``. It resolves the URL (a command's
 option, the environment, the Flask app's configuration, ``alembic.ini``),
 makes engines (no pooling; transactional DDL on SQLite), and owns the
-migrator lock and its timeout.
+migrator lock and its timeout (``Database.migration_session``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, make_url, pool, text
-from sqlalchemy.engine import Connection, Engine, RootTransaction
+from sqlalchemy.engine import Connection, Engine, RootTransaction, Transaction
 from sqlalchemy.exc import SQLAlchemyError
 
 from .errors import LockTimeout, PluginMigrationError
@@ -81,6 +81,18 @@ def _enable_sqlite_transactional_ddl(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+class MigrationSession:
+    """The migrating connection of a run; ``step()`` is one plugin's transaction on it."""
+
+    def __init__(self, connection: Connection, nested: bool) -> None:
+        self.connection = connection
+        self._nested = nested
+
+    def step(self) -> Transaction:
+        """A transaction for one plugin (a savepoint on SQLite); rolled back if the block raises."""
+        return self.connection.begin_nested() if self._nested else self.connection.begin()
+
+
 class Database:
     """One database to migrate: its URL (resolved on first use), its engine, and its migrator lock."""
 
@@ -131,31 +143,67 @@ class Database:
             f"nothing was changed; let it finish, or wait longer with --lock-timeout"
         )
 
-    @contextmanager
-    def migration_lock(self) -> Iterator[None]:
-        """Be the only migrator of this database until the block ends.
+    def table_lock_timeout_error(self) -> LockTimeout:
+        return LockTimeout(
+            f"waited {self.lock_timeout:g} s for a table lock that another session holds, nothing was changed; "
+            f"let it finish (pg_stat_activity shows it), or wait longer with --lock-timeout"
+        )
 
-        PostgreSQL: a session-level advisory lock, polled until lock_timeout.
-        SQLite: nothing here; every migration transaction starts with BEGIN
-        IMMEDIATE, which waits (up to lock_timeout) for the database's write lock.
+    @contextmanager
+    def migration_session(self) -> Iterator[MigrationSession]:
+        """One connection that is this database's only migrator from the start of a run to its end.
+
+        Every read and every plugin's step of the run happens on it, so what
+        the run decides from cannot change under it, and the lock cannot
+        outlive the work it guards:
+
+        - PostgreSQL: a session-level advisory lock on the migrating
+          connection itself, polled until lock_timeout. A killed migrator's
+          lock goes only when its server process ends, together with the
+          transaction it was running. ``lock_timeout`` bounds every wait for
+          a table lock too.
+        - SQLite: one ``BEGIN IMMEDIATE`` transaction for the whole run (the
+          database's write lock, waited for up to lock_timeout), each plugin's
+          step a savepoint in it; a failed step rolls back to its savepoint.
         """
-        if self.backend != "postgresql":
-            yield
-            return
         with self.connect() as connection:
-            deadline = time.monotonic() + self.lock_timeout
-            acquire = text("SELECT pg_try_advisory_lock(:key)")
-            while not connection.scalar(acquire, {"key": MIGRATION_LOCK_KEY}):
+            if self.backend == "sqlite":
+                outer = self.begin(connection)
+                try:
+                    yield MigrationSession(connection, nested=True)
+                except BaseException:
+                    outer.rollback()
+                    raise
+                outer.commit()
+            elif self.backend == "postgresql":
+                self._lock_postgresql(connection)
+                try:
+                    yield MigrationSession(connection, nested=False)
+                finally:
+                    self._unlock_postgresql(connection)
+            else:
+                yield MigrationSession(connection, nested=False)
+
+    def _lock_postgresql(self, connection: Connection) -> None:
+        # PostgreSQL reads lock_timeout = 0 as "wait for ever": keep at least 1 ms.
+        connection.execute(text(f"SET lock_timeout = {max(1, round(self.lock_timeout * 1000))}"))
+        deadline = time.monotonic() + self.lock_timeout
+        acquire = text("SELECT pg_try_advisory_lock(:key)")
+        while not connection.scalar(acquire, {"key": MIGRATION_LOCK_KEY}):
+            connection.rollback()
+            if time.monotonic() >= deadline:
+                raise self.lock_timeout_error()
+            time.sleep(0.1)
+        connection.commit()
+
+    def _unlock_postgresql(self, connection: Connection) -> None:
+        try:
+            if connection.in_transaction():
                 connection.rollback()
-                if time.monotonic() >= deadline:
-                    raise self.lock_timeout_error()
-                time.sleep(0.1)
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
             connection.commit()
-            try:
-                yield
-            finally:
-                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
-                connection.commit()
+        except SQLAlchemyError:
+            pass  # the connection is gone, and the lock with its server process
 
     def missing_sqlite_file(self) -> bool:
         """A SQLite file that does not exist yet (connecting would create it)."""

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from .chains import Chains
-from .errors import PluginMigrationError, error_summary
+from .errors import LOCK_NOT_AVAILABLE, PluginMigrationError, error_summary, sqlstate
 from .outcomes import Outcome, Status
 from .registry import Registry
 from .versions import current_revision
@@ -32,39 +32,32 @@ def downgrade(chains: Chains, name: str, revision: str, confirm: Confirm | None 
     point into. When it would drop tables, ``confirm(name, tables)`` decides;
     without a yes the transaction is rolled back and nothing changes.
     """
-    database, registry, entry = chains.database, chains.registry, chains.registry.entry(name)
-    with database.migration_lock(), database.connect() as connection:
-        transaction = database.begin(connection)
+    registry, entry = chains.registry, chains.registry.entry(name)
+    with chains.database.migration_session() as session, session.step() as transaction:
+        connection = session.connection
+        before = current_revision(connection, entry)
+        incoming = foreign_keys_into(connection, set(entry.tables))
+        tables_before = set(inspect(connection).get_table_names())
         try:
-            before = current_revision(connection, entry)
-            incoming = foreign_keys_into(connection, set(entry.tables))
-            tables_before = set(inspect(connection).get_table_names())
-            try:
-                command.downgrade(chains.config(name, connection), revision)
-            except SQLAlchemyError as error:
-                if getattr(getattr(error, "orig", None), "sqlstate", None) == DEPENDENT_OBJECTS_STILL_EXIST and incoming:
-                    raise _refuse_referenced(registry, name, revision, incoming) from None
-                raise
-            dropped = sorted(tables_before - set(inspect(connection).get_table_names()))
-            blocking = {table: incoming[table] for table in dropped if table in incoming}
-            if blocking:
-                raise _refuse_referenced(registry, name, revision, blocking)
-            if dropped and not (confirm is not None and confirm(name, dropped)):
-                transaction.rollback()
-                return Outcome(name, Status.ABORTED, before, before, dropped=tuple(dropped))
-            after = current_revision(connection, entry)
-            transaction.commit()
+            command.downgrade(chains.config(name, connection), revision)
         except CommandError as error:
-            transaction.rollback()
             raise PluginMigrationError(f'plugin "{name}": {error}') from None
         except SQLAlchemyError as error:
-            transaction.rollback()
+            if sqlstate(error) == DEPENDENT_OBJECTS_STILL_EXIST and incoming:
+                raise _refuse_referenced(registry, name, revision, incoming) from None
+            if sqlstate(error) == LOCK_NOT_AVAILABLE:
+                raise chains.database.table_lock_timeout_error() from None
             raise PluginMigrationError(
                 f'plugin "{name}": downgrade to {revision} failed, nothing was changed: {error_summary(error)}'
             ) from None
-        except BaseException:
+        dropped = sorted(tables_before - set(inspect(connection).get_table_names()))
+        blocking = {table: incoming[table] for table in dropped if table in incoming}
+        if blocking:
+            raise _refuse_referenced(registry, name, revision, blocking)
+        if dropped and not (confirm is not None and confirm(name, dropped)):
             transaction.rollback()
-            raise
+            return Outcome(name, Status.ABORTED, before, before, dropped=tuple(dropped))
+        after = current_revision(connection, entry)
     return Outcome(name, Status.DOWNGRADED, before, after, dropped=tuple(dropped))
 
 

@@ -15,6 +15,7 @@ from enum import StrEnum
 from functools import partial
 
 from .chains import Chains
+from .errors import PluginMigrationError, describe_user_error
 from .registry import PluginEntry
 from .versions import DatabaseState
 
@@ -70,6 +71,20 @@ def decide(
     return Step(name, Action.ADOPT, None, target)
 
 
+def _decide_or_refuse(chains: Chains, entry: PluginEntry, state: DatabaseState, target: str) -> Step:
+    """``decide``, but a chain that cannot be loaded (a revision that raises on import, two heads) is refused.
+
+    The run then reports that plugin failed, naming the file and line, and
+    goes on with the plugins that do not depend on it.
+    """
+    try:
+        return decide(entry, state.recorded.get(entry.name, ()), target, partial(chains.head, entry.name), state.tables)
+    except PluginMigrationError as error:
+        return Step(entry.name, Action.REFUSE, None, target, str(error))
+    except Exception as error:  # noqa: BLE001  (the user's revision files are imported here)
+        return Step(entry.name, Action.REFUSE, None, target, describe_user_error(error, chains.registry.root))
+
+
 def adoption_hint(name: str) -> str:
     return (
         f"if the database is at an older revision of the chain, record it with "
@@ -88,7 +103,7 @@ def make_plan(chains: Chains, state: DatabaseState, names: Iterable[str], target
         if blocked is not None:
             steps.append(Step(name, Action.SKIP, None, target, f'dependency "{blocked}" would not upgrade'))
         else:
-            steps.append(decide(entry, state.recorded.get(name, ()), target, partial(chains.head, name), state.tables))
+            steps.append(_decide_or_refuse(chains, entry, state, target))
         if steps[-1].action in (Action.REFUSE, Action.SKIP):
             held_back.add(name)
     return steps

@@ -106,6 +106,8 @@ class Registry:
             ) from None
         except json.JSONDecodeError as error:
             raise RegistryError(f"{path}: not valid JSON ({error}); fix the file or restore it from git") from None
+        except RecursionError:
+            raise RegistryError(f"{path}: nested too deeply to be a registry; restore it from git") from None
         plugins = data.get("plugins") if isinstance(data, dict) else None
         if not isinstance(plugins, dict):
             raise RegistryError(f'{path}: expected an object with a "plugins" object, found {type(plugins).__name__}')
@@ -213,10 +215,23 @@ class Registry:
                     f'entry "{name}": not a valid plugin name (lowercase identifier, at most 18 characters)',
                     "rename the plugin or remove the entry",
                 ))
+            if self._is_runtime_module(name):
+                problems.append(Problem(
+                    f'entry "{name}": the plugin folder {self.plugins_dir}/{name} is this runtime\'s {name}.py module',
+                    "rename the plugin, or keep plugins outside the runtime's folder",
+                ))
             problems.extend(
                 Problem(f'entry "{name}": "{table}" is not a valid table name', "fix the table name in the plugin's tables")
                 for table in entry.tables
                 if not _TABLE_NAME.fullmatch(table)
+            )
+            problems.extend(
+                Problem(
+                    f'entry "{name}": "{table}" is named like an Alembic version table',
+                    "rename the table: names starting with alembic_version are Alembic's",
+                )
+                for table in entry.tables
+                if table.startswith("alembic_version")
             )
             if not entry.alembic_ini.is_file():
                 problems.append(Problem(
@@ -239,6 +254,10 @@ class Registry:
             if (folder / "migrations" / "alembic.ini").is_file() and folder.name not in self.entries
         )
         return problems + self._dependency_problems()
+
+    def _is_runtime_module(self, name: str) -> bool:
+        runtime = Path(__file__).resolve().parent
+        return (self.root / self.plugins_dir).resolve() == runtime and (runtime / f"{name}.py").exists()
 
     def _dependency_problems(self) -> list[Problem]:
         problems = [

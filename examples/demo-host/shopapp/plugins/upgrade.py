@@ -1,9 +1,10 @@
 """Running a plan, or printing it: upgrades, adoption and stamps, one transaction per plugin.
 
 ``apply`` and ``preview`` consume the same ``plan.make_plan`` steps. The run
-takes the migrator lock, reads every version table in one go, and opens a
-transaction only for plugins with something to do; inside it, the step is
-decided again (with ``plan.decide``) from what the transaction sees.
+is one migration session (``Database.migration_session``): it holds the
+migrator lock from start to end, reads every version table in one go, and
+opens a transaction only for plugins with something to do; inside it, the
+step is decided again (with ``plan.decide``) from what the transaction sees.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .chains import Chains
 from .compare import differences
-from .errors import LockTimeout, PluginMigrationError, error_summary
+from .database import MigrationSession
+from .errors import LOCK_NOT_AVAILABLE, LockTimeout, PluginMigrationError, describe_user_error, error_summary, sqlstate
 from .outcomes import Outcome, Status
 from .plan import Action, Step, adoption_hint, decide, make_plan
 from .versions import DatabaseState, current_revision, read_state
@@ -27,14 +29,15 @@ from .versions import DatabaseState, current_revision, read_state
 def apply(chains: Chains, names: Sequence[str], targets: Mapping[str, str]) -> dict[str, Outcome]:
     """Upgrade ``names`` (dependencies first) to their targets; a failure skips that plugin's dependents only.
 
-    A failed plugin keeps its schema and version row; plugins that do not
-    depend on it still run.
+    The whole run is one migration session: it reads every version table
+    once the migrator lock is held, and each plugin with work to do gets a
+    transaction of its own on the session's connection. A failed plugin
+    keeps its schema and version row; plugins that do not depend on it still run.
     """
-    database = chains.database
     outcomes: dict[str, Outcome] = {}
-    with database.migration_lock():
-        with database.connect() as connection, database.begin(connection):
-            steps = make_plan(chains, read_state(connection, chains.registry, names), names, targets)
+    with chains.database.migration_session() as session:
+        with session.step():
+            steps = make_plan(chains, read_state(session.connection, chains.registry, names), names, targets)
         for step in steps:
             blocked = next(
                 (dep for dep in chains.registry.entry(step.plugin).depends_on
@@ -48,23 +51,34 @@ def apply(chains: Chains, names: Sequence[str], targets: Mapping[str, str]) -> d
             elif step.action is Action.CURRENT:
                 outcomes[step.plugin] = Outcome(step.plugin, Status.CURRENT, step.current, step.current)
             else:
-                outcomes[step.plugin] = _apply_one(chains, step.plugin, step.target)
+                outcomes[step.plugin] = _apply_one(chains, session, step.plugin, step.target)
     return outcomes
 
 
-def _apply_one(chains: Chains, name: str, target: str) -> Outcome:
-    """One plugin's step in its own transaction; any failure rolls it back and is reported, not raised."""
+def _apply_one(chains: Chains, session: MigrationSession, name: str, target: str) -> Outcome:
+    """One plugin's step in its own transaction; any failure rolls it back and is reported, not raised.
+
+    Any exception counts, not only the database's: a revision is the user's
+    code, and a plain Python error in it is that plugin's failure, named by
+    file and line, while independent plugins go on.
+    """
     try:
-        return _run_step(chains, name, target)
+        return _run_step(chains, session, name, target)
     except LockTimeout:
         raise
-    except (PluginMigrationError, SQLAlchemyError) as error:
+    except PluginMigrationError as error:
+        return Outcome(name, Status.FAILED, error=str(error))
+    except SQLAlchemyError as error:
+        if sqlstate(error) == LOCK_NOT_AVAILABLE:
+            raise chains.database.table_lock_timeout_error() from None
         return Outcome(name, Status.FAILED, error=error_summary(error))
+    except Exception as error:  # noqa: BLE001  (the user's revision code: see the docstring)
+        return Outcome(name, Status.FAILED, error=describe_user_error(error, chains.registry.root))
 
 
-def _run_step(chains: Chains, name: str, target: str) -> Outcome:
-    database, entry = chains.database, chains.registry.entry(name)
-    with database.connect() as connection, database.begin(connection):
+def _run_step(chains: Chains, session: MigrationSession, name: str, target: str) -> Outcome:
+    connection, entry = session.connection, chains.registry.entry(name)
+    with session.step():
         state = read_state(connection, chains.registry, [name])
         step = decide(entry, state.recorded[name], target, partial(chains.head, name), state.tables)
         if step.action is Action.CURRENT:
@@ -85,6 +99,8 @@ def _run_step(chains: Chains, name: str, target: str) -> Outcome:
         except CommandError as error:
             raise PluginMigrationError(str(error)) from None
         except SQLAlchemyError as error:
+            if sqlstate(error) == LOCK_NOT_AVAILABLE:
+                raise
             raise PluginMigrationError(
                 f"migration from {step.current or 'base'} rolled back, nothing was changed: {error_summary(error)}"
             ) from None
@@ -128,11 +144,11 @@ def _step_sql(chains: Chains, step: Step) -> str:
 
 def stamp(chains: Chains, name: str, revision: str) -> Outcome:
     """Record ``revision`` as the plugin's current one without running any migration."""
-    database, entry = chains.database, chains.registry.entry(name)
-    with database.migration_lock(), database.connect() as connection, database.begin(connection):
-        before = current_revision(connection, entry)
+    entry = chains.registry.entry(name)
+    with chains.database.migration_session() as session, session.step():
+        before = current_revision(session.connection, entry)
         try:
-            command.stamp(chains.config(name, connection), revision, purge=True)
+            command.stamp(chains.config(name, session.connection), revision, purge=True)
         except CommandError as error:
             raise PluginMigrationError(f'plugin "{name}": {error}') from None
-        return Outcome(name, Status.STAMPED, before, current_revision(connection, entry))
+        return Outcome(name, Status.STAMPED, before, current_revision(session.connection, entry))
