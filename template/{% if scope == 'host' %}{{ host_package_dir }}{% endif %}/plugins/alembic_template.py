@@ -29,14 +29,17 @@ from sqlalchemy import MetaData, Table, inspect
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.schema import CreateIndex, CreateTable, DropTable, sort_tables
 
+from .autogen import render_item
 from .baseline import load_frozen_baseline
 from .database import backend_name, make_engine, resolve_url
 from .errors import PluginMigrationError
 from .metadata import load_metadata
+from .naming import NAMING_CONVENTION, unnamed_uniques
 from .registry import Registry, default_registry
 from .settings import MODEL_BASE
 
 __all__ = [
+    "NAMING_CONVENTION",
     "PLUGIN_TABLE_OWNERS",
     "configure_options",
     "core_include_name",
@@ -135,32 +138,46 @@ def include_name_for(plugin_name: str, registry: Registry | None = None) -> Call
     return include_name
 
 
-def include_object_for(plugin_name: str, registry: Registry | None = None) -> Callable[..., bool]:
-    """Alembic ``include_object`` hook: compare only the plugin's own tables."""
+def include_object_for(
+    plugin_name: str, registry: Registry | None = None, connection: Connection | None = None
+) -> Callable[..., bool]:
+    """Alembic ``include_object`` hook: compare only the plugin's own tables.
+
+    With a SQLite ``connection``, a unique constraint the models name is not
+    reported missing where the table holds it unnamed (SQLite databases built
+    before constraints were named): batch mode names it when it next copies
+    the table.
+    """
     owned = frozenset(_owned(registry or default_registry(), plugin_name))
+    unnamed = unnamed_uniques(connection) if connection is not None and connection.dialect.name == "sqlite" else None
 
     def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
         if type_ == "table":
             return name in owned
         table = getattr(obj, "table", None)
         if table is not None and type_ in ("column", "index", "unique_constraint", "foreign_key_constraint"):
+            if type_ == "unique_constraint" and not reflected and unnamed is not None:
+                return table.name in owned and tuple(c.name for c in obj.columns) not in unnamed(table.name)
             return bool(table.name in owned)
         return True
 
     return include_object
 
 
-def configure_options(registry: Registry, plugin_name: str, dialect_name: str) -> dict[str, Any]:
+def configure_options(
+    registry: Registry, plugin_name: str, dialect_name: str, connection: Connection | None = None
+) -> dict[str, Any]:
     """The ``context.configure()`` options of plugin_name's environment (autogenerate and checks use them too)."""
     return {
         "target_metadata": load_metadata(registry),
         "version_table": registry.entry(plugin_name).version_table,
         "include_name": include_name_for(plugin_name, registry),
-        "include_object": include_object_for(plugin_name, registry),
+        "include_object": include_object_for(plugin_name, registry, connection),
         "compare_type": True,
         "compare_server_default": True,
         # SQLite cannot ALTER most things in place; batch mode copies the table.
         "render_as_batch": dialect_name == "sqlite",
+        "render_item": render_item,
     }
 
 
@@ -196,7 +213,8 @@ def _run_plugin_migrations(plugin_name: str) -> None:
         return
 
     def run(connection: Connection) -> None:
-        context.configure(connection=connection, **configure_options(registry, plugin_name, connection.dialect.name))
+        options = configure_options(registry, plugin_name, connection.dialect.name, connection)
+        context.configure(connection=connection, **options)
         with context.begin_transaction():
             context.run_migrations()
 

@@ -14,7 +14,7 @@ from .registry import Registry
 
 def differences(connection: Connection, registry: Registry, name: str) -> list[str]:
     """One line per difference between the plugin's tables in the database and its models; empty when equal."""
-    options = configure_options(registry, name, connection.dialect.name)
+    options = configure_options(registry, name, connection.dialect.name, connection)
     migration_context = MigrationContext.configure(connection, opts=options)
     return [describe_difference(diff) for diff in compare_metadata(migration_context, options["target_metadata"])]
 

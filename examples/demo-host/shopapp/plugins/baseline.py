@@ -63,13 +63,9 @@ def render_frozen_baseline(entry: PluginEntry, connection: Connection, baseline_
     so a baseline frozen on one backend builds the same schema on another.
     """
     present = set(inspect(connection).get_table_names())
-    missing = [name for name in entry.tables if name not in present]
-    if missing:
-        raise PluginMigrationError(
-            f'plugin "{entry.name}": cannot freeze its baseline, tables {", ".join(missing)} are not in the database'
-        )
+    # A table registered after the baseline ran is not there: a later revision creates it.
     reflected = MetaData()
-    tables = [Table(name, reflected, autoload_with=connection) for name in entry.tables]
+    tables = [Table(name, reflected, autoload_with=connection) for name in entry.tables if name in present]
     functions, entries = [], []
     for table in sort_tables(tables):
         for column in table.columns:
