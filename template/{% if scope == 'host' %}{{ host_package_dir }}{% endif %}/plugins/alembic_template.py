@@ -175,8 +175,9 @@ def configure_options(
         "include_object": include_object_for(plugin_name, registry, connection),
         "compare_type": True,
         "compare_server_default": True,
-        # SQLite cannot ALTER most things in place; batch mode copies the table.
-        "render_as_batch": dialect_name == "sqlite",
+        # SQLite cannot ALTER most things in place; batch mode copies the table there and
+        # is a plain ALTER elsewhere, so a revision written against either backend runs on both.
+        "render_as_batch": True,
         "render_item": render_item,
     }
 
