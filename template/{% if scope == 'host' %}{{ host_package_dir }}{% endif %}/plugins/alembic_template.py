@@ -29,7 +29,7 @@ from sqlalchemy import MetaData, Table, inspect
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.schema import CreateIndex, CreateTable, DropTable, sort_tables
 
-from .autogen import render_item
+from .autogen import enum_types, prepare_revision, render_item
 from .baseline import load_frozen_baseline
 from .database import backend_name, make_engine, resolve_url
 from .errors import PluginMigrationError
@@ -179,6 +179,7 @@ def configure_options(
         # is a plain ALTER elsewhere, so a revision written against either backend runs on both.
         "render_as_batch": True,
         "render_item": render_item,
+        "process_revision_directives": prepare_revision,
     }
 
 
@@ -234,16 +235,17 @@ def _run_plugin_migrations(plugin_name: str) -> None:
 
 
 def create_plugin_tables(plugin_name: str) -> None:
-    """Create the plugin's tables and their indexes, in foreign-key order.
+    """Create the plugin's tables, the enum types they use (PostgreSQL) and their indexes, in foreign-key order.
 
     While the chain is only its baseline, the tables come from the models
     (SQLAlchemy ``CreateTable``), in lockstep with them. Once the chain has
     grown, from its frozen baseline (``migrations/baseline_schema.py``), so the
     baseline keeps building what it built before the next revisions.
-    Online, only missing tables are created; offline (``--sql``) all are.
+    Online, only missing tables (and types) are created; offline (``--sql``) all are.
     """
     registry = _registry()
-    existing = set() if context.is_offline_mode() else set(inspect(op.get_bind()).get_table_names())
+    offline = context.is_offline_mode()
+    existing = set() if offline else set(inspect(op.get_bind()).get_table_names())
     frozen = load_frozen_baseline(registry.entry(plugin_name))
     if frozen is not None:
         owned = set(_owned(registry, plugin_name))
@@ -251,16 +253,17 @@ def create_plugin_tables(plugin_name: str) -> None:
             if table_name in owned and table_name not in existing:
                 create()
         return
-    for table in plugin_tables(plugin_name, registry):
-        if table.name in existing:
-            continue
+    missing = [table for table in plugin_tables(plugin_name, registry) if table.name not in existing]
+    for enum in enum_types(missing):
+        enum.create(op.get_bind(), checkfirst=not offline)
+    for table in missing:
         op.execute(CreateTable(table))
         for index in sorted(table.indexes, key=lambda index: index.name or ""):
             op.execute(CreateIndex(index))
 
 
 def drop_plugin_tables(plugin_name: str) -> None:
-    """Drop the plugin's tables, dependents first; online, only those that exist."""
+    """Drop the plugin's tables, dependents first, then their enum types; online, only those that exist."""
     registry = _registry()
     offline = context.is_offline_mode()
     existing = set() if offline else set(inspect(op.get_bind()).get_table_names())
@@ -271,9 +274,11 @@ def drop_plugin_tables(plugin_name: str) -> None:
             if table_name in owned and (offline or table_name in existing):
                 op.drop_table(table_name)
         return
-    for table in reversed(plugin_tables(plugin_name, registry)):
-        if offline or table.name in existing:
-            op.execute(DropTable(table))
+    dropped = [table for table in reversed(plugin_tables(plugin_name, registry)) if offline or table.name in existing]
+    for table in dropped:
+        op.execute(DropTable(table))
+    for enum in enum_types(dropped):
+        enum.drop(op.get_bind(), checkfirst=not offline)
 
 
 # -- helpers for the core application's own migrations -----------------------
