@@ -10,7 +10,9 @@ from alembic.util import CommandError
 
 from .baseline import render_frozen_baseline
 from .chains import Chains
+from .compare import column_changes
 from .errors import PluginMigrationError
+from .metadata import load_metadata
 from .versions import current_revision
 
 _NUMBERED = re.compile(r"(\d{4})_")
@@ -41,7 +43,9 @@ def freeze_baseline(chains: Chains, name: str) -> Path:
                 f"built; this one is at {current or 'no revision'}. Run `migrate {name} --revision {baseline}` on "
                 f"a database made before your model changes (or your production copy), then try again"
             )
-        path.write_text(render_frozen_baseline(entry, connection, baseline), encoding="utf-8")
+        models = load_metadata(chains.registry)
+        changes = column_changes(connection, chains.registry, name)
+        path.write_text(render_frozen_baseline(entry, connection, baseline, models, changes), encoding="utf-8")
     return path
 
 

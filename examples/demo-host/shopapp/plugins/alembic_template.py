@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.schema import CreateIndex, CreateTable, DropTable, sort_tables
 
 from .autogen import enum_types, prepare_revision, render_item
-from .baseline import load_frozen_baseline
+from .baseline import FrozenTable, load_frozen_baseline
 from .database import backend_name, make_engine, resolve_url
 from .errors import PluginMigrationError
 from .metadata import load_metadata
@@ -234,6 +234,18 @@ def _run_plugin_migrations(plugin_name: str) -> None:
             engine.dispose()
 
 
+def _baseline_tables(registry: Registry, plugin_name: str) -> list[FrozenTable]:
+    """The tables the baseline builds, in foreign-key order: its frozen form once the chain grew, else the models'."""
+    frozen = load_frozen_baseline(registry.entry(plugin_name), op.get_context())
+    if frozen is not None:
+        owned = set(_owned(registry, plugin_name))
+        return [table for name, table in frozen.items() if name in owned]
+    return [
+        FrozenTable(table, sorted(table.indexes, key=lambda index: index.name or ""))
+        for table in plugin_tables(plugin_name, registry)
+    ]
+
+
 def create_plugin_tables(plugin_name: str) -> None:
     """Create the plugin's tables, the enum types they use (PostgreSQL) and their indexes, in foreign-key order.
 
@@ -246,19 +258,12 @@ def create_plugin_tables(plugin_name: str) -> None:
     registry = _registry()
     offline = context.is_offline_mode()
     existing = set() if offline else set(inspect(op.get_bind()).get_table_names())
-    frozen = load_frozen_baseline(registry.entry(plugin_name))
-    if frozen is not None:
-        owned = set(_owned(registry, plugin_name))
-        for table_name, create in frozen.items():
-            if table_name in owned and table_name not in existing:
-                create()
-        return
-    missing = [table for table in plugin_tables(plugin_name, registry) if table.name not in existing]
-    for enum in enum_types(missing):
+    missing = [frozen for frozen in _baseline_tables(registry, plugin_name) if frozen.table.name not in existing]
+    for enum in enum_types(frozen.table for frozen in missing):
         enum.create(op.get_bind(), checkfirst=not offline)
-    for table in missing:
-        op.execute(CreateTable(table))
-        for index in sorted(table.indexes, key=lambda index: index.name or ""):
+    for frozen in missing:
+        op.execute(CreateTable(frozen.table))
+        for index in frozen.indexes:
             op.execute(CreateIndex(index))
 
 
@@ -267,14 +272,7 @@ def drop_plugin_tables(plugin_name: str) -> None:
     registry = _registry()
     offline = context.is_offline_mode()
     existing = set() if offline else set(inspect(op.get_bind()).get_table_names())
-    frozen = load_frozen_baseline(registry.entry(plugin_name))
-    if frozen is not None:
-        owned = set(_owned(registry, plugin_name))
-        for table_name in reversed(list(frozen)):
-            if table_name in owned and (offline or table_name in existing):
-                op.drop_table(table_name)
-        return
-    dropped = [table for table in reversed(plugin_tables(plugin_name, registry)) if offline or table.name in existing]
+    dropped = [f.table for f in reversed(_baseline_tables(registry, plugin_name)) if offline or f.table.name in existing]
     for table in dropped:
         op.execute(DropTable(table))
     for enum in enum_types(dropped):

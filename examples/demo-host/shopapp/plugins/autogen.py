@@ -9,15 +9,17 @@
   named) get the names ``naming`` gives, so a revision can drop them by name;
 - ``prepare_revision`` (``add_enum_types``): a column added with a named ``Enum`` needs its type on
   PostgreSQL before ``ADD COLUMN`` (``CREATE TABLE`` makes it by itself), so
-  the revision creates it first, ``checkfirst`` (a no-op on SQLite).
+  the revision creates it first, ``checkfirst`` (a no-op on SQLite);
+- ``render_code``: the same rendering for code outside a revision (the frozen
+  baseline), returning the imports with the code.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
-from alembic.autogenerate import renderers
+from alembic.autogenerate import render_python_code, renderers
 from alembic.autogenerate.api import AutogenContext
 from alembic.autogenerate.render import default_renderers
 from alembic.operations import ops
@@ -120,3 +122,16 @@ def prepare_revision(context: Any, revision: Any, directives: list[ops.Migration
     for script in directives:
         for upgrade_ops in script.upgrade_ops_list:
             add_enum_types(upgrade_ops)
+
+
+def render_code(operations: ops.UpgradeOps) -> tuple[str, set[str]]:
+    """Python code for ``operations`` as a revision would hold it, and the imports that code needs."""
+    contexts: list[AutogenContext] = []
+
+    def capture(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
+        contexts.append(autogen_context)
+        return render_item(type_, obj, autogen_context)
+
+    hook: Callable[[str, Any, AutogenContext], str | Literal[False]] = capture
+    code = render_python_code(operations, render_item=hook)
+    return code, set().union(*(context.imports for context in contexts[:1]))
