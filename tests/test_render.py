@@ -35,6 +35,7 @@ RUNTIME_FILES = {
     "registry.json",
     "registry.py",
     "rendering.py",
+    "review.py",
     "revisions.py",
     "scaffolding.py",
     "settings.py",

@@ -517,3 +517,75 @@ def test_a_frozen_baseline_builds_what_create_all_of_its_models_builds(
         assert full_schema(baseline) == full_schema(reference), backend
         ok(cli(typed_host, baseline, "migrate", "shop"))  # and the next revision runs on it
 
+
+# -- 5. data-loss guards --------------------------------------------------------
+
+LOSSY_V1 = HEADER + '''
+
+class Item(Base):
+    __tablename__ = "items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(sa.String(40))
+    title: Mapped[str | None] = mapped_column(sa.String(50))
+    legacy: Mapped[str | None] = mapped_column(sa.String(10))
+    amount: Mapped[int | None] = mapped_column(sa.BigInteger)
+
+
+class Order(Base):
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    qty: Mapped[int]
+'''
+# title is renamed to name (as autogenerate sees it: a drop and an add), legacy and the orders table
+# go, code and amount narrow, and stock is a NOT NULL column without a server default.
+LOSSY_V2 = HEADER + '''
+
+class Item(Base):
+    __tablename__ = "items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(sa.String(10))
+    name: Mapped[str | None] = mapped_column(sa.String(50))
+    amount: Mapped[int | None] = mapped_column(sa.Integer)
+    stock: Mapped[int]
+'''
+
+
+def test_autogenerate_lists_what_it_wrote_and_warns_before_data_is_lost(tmp_path: Path, template_repo: Path,
+                                                                         database: Database) -> None:
+    host = make_host(tmp_path / "host", template_repo, LOSSY_V1)
+    ok(cli(host, database, "upgrade-all"))
+    write_models(host, LOSSY_V2)
+
+    result = cli(host, database, "revision", "shop", "-m", "lossy", "--autogenerate")
+
+    assert result.returncode == 0, result.stderr
+    wrote, *operations = result.stdout.splitlines()
+    assert wrote.startswith("wrote ") and wrote.endswith("_shop_lossy.py")
+    assert sorted(operations) == sorted([
+        "  add column items.name",
+        "  add column items.stock",
+        "  alter column items.code (type VARCHAR(40) -> VARCHAR(10))",
+        "  alter column items.amount (type BIGINT -> INTEGER)",
+        "  drop column items.legacy",
+        "  drop column items.title",
+        "  drop table orders",
+    ])
+    warnings = result.stderr.splitlines()
+    assert sorted(warnings[:-1]) == sorted([
+        "Warning: drops table orders and every row in it",
+        "Warning: drops column items.legacy and the data it holds",
+        "Warning: drops column items.title and the data it holds",
+        "Warning: drops items.title and adds items.name: if that is a rename, write "
+        "batch_op.alter_column('title', new_column_name='name') instead, which keeps the data",
+        "Warning: drops items.legacy and adds items.name: if that is a rename, write "
+        "batch_op.alter_column('legacy', new_column_name='name') instead, which keeps the data",
+        "Warning: narrows items.code from VARCHAR(40) to VARCHAR(10): longer values are cut or refused",
+        "Warning: narrows items.amount from BIGINT to INTEGER: larger numbers are refused",
+        "Warning: adds NOT NULL column items.stock without a server default: it fails on a table that has rows; "
+        "give it server_default=..., or add it nullable, fill it, then make it NOT NULL",
+    ])
+    assert warnings[-1] == "Review those lines of the revision before it runs on a database that holds data."
+

@@ -201,8 +201,14 @@ def history(ctx: click.Context, name: str) -> None:
 @fails_cleanly
 def revision(ctx: click.Context, name: str, message: str, autogenerate: bool) -> None:
     """Write a new revision into plugin NAME's chain (freezing its baseline first when the chain grows)."""
-    path = _manager(ctx).revision(name, message, autogenerate)
-    click.echo(f"wrote {path}")
+    review = _manager(ctx).revision(name, message, autogenerate)
+    click.echo(f"wrote {review.path}")
+    for operation in review.operations:
+        click.echo(f"  {operation}")
+    for warning in review.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    if review.warnings:
+        click.echo("Review those lines of the revision before it runs on a database that holds data.", err=True)
 
 
 @click.command()

@@ -21,6 +21,7 @@ from .errors import LockTimeout, PluginMigrationError, RegistryError
 from .metadata import core_conflicts
 from .outcomes import Outcome, PluginStatus, Status
 from .registry import PluginEntry, Registry
+from .review import Review
 
 __all__ = [
     "LockTimeout",
@@ -29,6 +30,7 @@ __all__ = [
     "PluginMigrationError",
     "PluginStatus",
     "RegistryError",
+    "Review",
     "Status",
     "init_app",
 ]
@@ -120,8 +122,11 @@ class PluginManager:
     def downgrade_sql(self, name: str, revision: str) -> str:
         return downgrade.downgrade_sql(self.chains, name, revision)
 
-    def revision(self, name: str, message: str, autogenerate: bool = False) -> Path:
-        """Write the plugin's next revision, freezing its baseline first when the chain grows."""
+    def revision(self, name: str, message: str, autogenerate: bool = False) -> Review:
+        """Write the plugin's next revision, freezing its baseline first when the chain grows.
+
+        The ``Review`` holds its path, its operations in words and its data-loss warnings.
+        """
         return revisions.write_revision(self.chains, name, message, autogenerate)
 
     def freeze_baseline(self, name: str) -> Path:
