@@ -589,3 +589,37 @@ def test_autogenerate_lists_what_it_wrote_and_warns_before_data_is_lost(tmp_path
     ])
     assert warnings[-1] == "Review those lines of the revision before it runs on a database that holds data."
 
+
+NOTED = MODELS_V1.replace("    price: Mapped[int]\n", """    price: Mapped[int]
+    note: Mapped[str | None] = mapped_column(sa.String(50))
+    flag: Mapped[bool | None]
+""")
+
+
+def test_downgrade_asks_before_dropping_columns_that_hold_data(tmp_path: Path, template_repo: Path,
+                                                                database: Database) -> None:
+    host = make_host(tmp_path / "host", template_repo)
+    ok(cli(host, database, "upgrade-all"))
+    write_models(host, NOTED)
+    revision(host, database, "note and flag")
+    ok(cli(host, database, "migrate", "shop"))
+    database.execute("INSERT INTO items (code, price, note) VALUES ('a', 1, 'keep me')")  # flag holds only NULL
+
+    refused = cli(host, database, "downgrade", "shop", "0001_baseline_shop")
+    assert refused.returncode == 1
+    assert 'Downgrading "shop" to 0001_baseline_shop drops these columns and their data: items.note' in refused.stderr
+    assert "items.flag" not in refused.stderr
+    assert refused.stderr.strip().splitlines()[-1].startswith('Error: downgrade of "shop" aborted; nothing was changed')
+    answered_no = cli(host, database, "downgrade", "shop", "0001_baseline_shop", stdin="n\n")
+    assert answered_no.returncode == 1
+    assert database.version_of("shop") == ["0002_shop"]
+    assert database.execute("SELECT code, note, flag FROM items") == [("a", "keep me", None)]
+
+    done = cli(host, database, "downgrade", "shop", "0001_baseline_shop", "--yes")
+    assert ok(done).strip() == "shop: 0002_shop -> 0001_baseline_shop; dropped items.flag, items.note"
+    assert database.version_of("shop") == ["0001_baseline_shop"]
+    assert database.execute("SELECT code FROM items") == [("a",)]
+
+    # Columns that hold nothing go without a question.
+    ok(cli(host, database, "migrate", "shop"))
+    assert "dropped items.flag, items.note" in ok(cli(host, database, "downgrade", "shop", "0001_baseline_shop"))

@@ -116,7 +116,7 @@ class PluginManager:
         return upgrade.stamp(self.chains, name, revision)
 
     def downgrade(self, name: str, revision: str, confirm: Confirm | None = None) -> Outcome:
-        """Downgrade one plugin; ``confirm(name, tables)`` decides whether tables may be dropped."""
+        """Downgrade one plugin; ``confirm(name, what)`` decides whether tables and columns holding data may go."""
         return downgrade.downgrade(self.chains, name, revision, confirm)
 
     def downgrade_sql(self, name: str, revision: str) -> str:

@@ -153,21 +153,24 @@ def upgrade_all(ctx: click.Context, sql: bool, lock_timeout: float | None, as_js
 @click.command()
 @click.argument("name")
 @click.argument("revision")
-@click.option("--yes", is_flag=True, help="Drop tables without asking (for scripts).")
+@click.option("--yes", is_flag=True, help="Drop tables and columns that hold data without asking (for scripts).")
 @_writing_options
 @click.pass_context
 @fails_cleanly
 def downgrade(ctx: click.Context, name: str, revision: str, yes: bool, sql: bool, lock_timeout: float | None) -> None:
-    """Downgrade plugin NAME to REVISION (use "base" to remove it); asks before dropping tables."""
+    """Downgrade plugin NAME to REVISION (use "base" to remove it); asks before dropping data."""
     manager = _manager(ctx, lock_timeout)
     if sql:
         click.echo(manager.downgrade_sql(name, revision), nl=False)
         return
 
-    def confirm(plugin: str, tables: list[str]) -> bool:
+    def confirm(plugin: str, at_risk: list[str]) -> bool:
         if yes:
             return True
-        click.echo(f'Downgrading "{plugin}" to {revision} drops these tables and their data: {", ".join(tables)}', err=True)
+        for kind, columns in (("tables", False), ("columns", True)):  # a column is named "table.column"
+            if items := [item for item in at_risk if ("." in item) is columns]:
+                click.echo(f'Downgrading "{plugin}" to {revision} drops these {kind} and their data: {", ".join(items)}',
+                           err=True)
         try:
             return click.confirm("Drop them?", default=False, err=True)
         except click.Abort:  # nobody to answer (closed stdin, Ctrl-C): the safe answer is no
@@ -176,7 +179,7 @@ def downgrade(ctx: click.Context, name: str, revision: str, yes: bool, sql: bool
 
     outcome = manager.downgrade(name, revision, confirm)
     if outcome.status is Status.ABORTED:
-        raise click.ClickException(f'downgrade of "{name}" aborted; nothing was changed (pass --yes to drop the tables)')
+        raise click.ClickException(f'downgrade of "{name}" aborted; nothing was changed (pass --yes to drop them)')
     dropped = f"; dropped {', '.join(outcome.dropped)}" if outcome.dropped else ""
     click.echo(f"{name}: {outcome.from_revision or 'base'} -> {outcome.to_revision or 'base'}{dropped}")
 
