@@ -164,12 +164,12 @@ def upgrade_all(
 @click.command()
 @click.argument("name")
 @click.argument("revision")
-@click.option("--yes", is_flag=True, help="Drop tables without asking (for scripts).")
+@click.option("--yes", is_flag=True, help="Drop tables and columns that hold data without asking (for scripts).")
 @writing_options
 @click.pass_context
 @fails_cleanly
 def downgrade(ctx: click.Context, name: str, revision: str, yes: bool, sql: bool, lock_timeout: float | None) -> None:
-    """Downgrade plugin NAME to REVISION (use "base" to remove it); asks before dropping tables."""
+    """Downgrade plugin NAME to REVISION (use "base" to remove it); asks before dropping data."""
     manager = _manager(ctx, lock_timeout)
     if sql:
         click.echo(manager.downgrade_sql(name, revision), nl=False)
@@ -177,7 +177,7 @@ def downgrade(ctx: click.Context, name: str, revision: str, yes: bool, sql: bool
 
     outcome = manager.downgrade(name, revision, confirm_drop(yes, f'Downgrading "{name}" to {revision}'))
     if outcome.status is Status.ABORTED:
-        raise click.ClickException(f'downgrade of "{name}" aborted; nothing was changed (pass --yes to drop the tables)')
+        raise click.ClickException(f'downgrade of "{name}" aborted; nothing was changed (pass --yes to drop them)')
     dropped = f"; dropped {', '.join(outcome.dropped)}" if outcome.dropped else ""
     click.echo(f"{name}: {outcome.from_revision or 'base'} -> {outcome.to_revision or 'base'}{dropped}")
 
@@ -227,8 +227,14 @@ def history(ctx: click.Context, name: str) -> None:
 @fails_cleanly
 def revision(ctx: click.Context, name: str, message: str, autogenerate: bool) -> None:
     """Write a new revision into plugin NAME's chain (freezing its baseline first when the chain grows)."""
-    path = _manager(ctx).revision(name, message, autogenerate)
-    click.echo(f"wrote {path}")
+    review = _manager(ctx).revision(name, message, autogenerate)
+    click.echo(f"wrote {review.path}")
+    for operation in review.operations:
+        click.echo(f"  {operation}")
+    for warning in review.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    if review.warnings:
+        click.echo("Review those lines of the revision before it runs on a database that holds data.", err=True)
 
 
 @click.command()

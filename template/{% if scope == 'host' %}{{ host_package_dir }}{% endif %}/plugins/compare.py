@@ -14,9 +14,25 @@ from .registry import Registry
 
 def differences(connection: Connection, registry: Registry, name: str) -> list[str]:
     """One line per difference between the plugin's tables in the database and its models; empty when equal."""
-    options = configure_options(registry, name, connection.dialect.name)
+    options = configure_options(registry, name, connection.dialect.name, connection)
     migration_context = MigrationContext.configure(connection, opts=options)
     return [describe_difference(diff) for diff in compare_metadata(migration_context, options["target_metadata"])]
+
+
+def column_changes(connection: Connection, registry: Registry, name: str) -> set[tuple[str, str, str]]:
+    """(table, column, "type" or "server_default") for each column whose type or default the models change."""
+    options = configure_options(registry, name, connection.dialect.name, connection)
+    migration_context = MigrationContext.configure(connection, opts=options)
+    kinds = {"modify_type": "type", "modify_default": "server_default"}
+
+    def flat(diffs: list[Any]) -> list[Any]:
+        return [item for diff in diffs for item in (flat(diff) if isinstance(diff, list) else [diff])]
+
+    return {
+        (diff[2], diff[3], kinds[diff[0]])
+        for diff in flat(compare_metadata(migration_context, options["target_metadata"]))
+        if diff[0] in kinds
+    }
 
 
 def describe_difference(diff: Any) -> str:

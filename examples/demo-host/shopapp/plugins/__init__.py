@@ -22,6 +22,7 @@ from .metadata import core_conflicts
 from .outcomes import Outcome, PluginStatus, Status
 from .registry import PluginEntry, Registry
 from .removal import Removal
+from .review import Review
 
 __all__ = [
     "LockTimeout",
@@ -30,6 +31,7 @@ __all__ = [
     "PluginMigrationError",
     "PluginStatus",
     "RegistryError",
+    "Review",
     "Status",
     "init_app",
 ]
@@ -115,7 +117,7 @@ class PluginManager:
         return upgrade.stamp(self.chains, name, revision)
 
     def downgrade(self, name: str, revision: str, confirm: Confirm | None = None) -> Outcome:
-        """Downgrade one plugin; ``confirm(name, tables)`` decides whether tables may be dropped."""
+        """Downgrade one plugin; ``confirm(name, what)`` decides whether tables and columns holding data may go."""
         return downgrade.downgrade(self.chains, name, revision, confirm)
 
     def downgrade_sql(self, name: str, revision: str) -> str:
@@ -128,8 +130,11 @@ class PluginManager:
     def remove_sql(self, name: str) -> str:
         return removal.remove_sql(self.chains, name)
 
-    def revision(self, name: str, message: str, autogenerate: bool = False) -> Path:
-        """Write the plugin's next revision, freezing its baseline first when the chain grows."""
+    def revision(self, name: str, message: str, autogenerate: bool = False) -> Review:
+        """Write the plugin's next revision, freezing its baseline first when the chain grows.
+
+        The ``Review`` holds its path, its operations in words and its data-loss warnings.
+        """
         return revisions.write_revision(self.chains, name, message, autogenerate)
 
     def freeze_baseline(self, name: str) -> Path:

@@ -29,14 +29,17 @@ from sqlalchemy import MetaData, Table, inspect
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.schema import CreateIndex, CreateTable, DropTable, sort_tables
 
-from .baseline import load_frozen_baseline
+from .autogen import enum_types, prepare_revision, render_item
+from .baseline import FrozenTable, load_frozen_baseline
 from .database import backend_name, make_engine, resolve_url
 from .errors import PluginMigrationError
 from .metadata import load_metadata
+from .naming import NAMING_CONVENTION, unnamed_uniques
 from .registry import Registry, default_registry
 from .settings import MODEL_BASE
 
 __all__ = [
+    "NAMING_CONVENTION",
     "PLUGIN_TABLE_OWNERS",
     "configure_options",
     "core_include_name",
@@ -135,32 +138,48 @@ def include_name_for(plugin_name: str, registry: Registry | None = None) -> Call
     return include_name
 
 
-def include_object_for(plugin_name: str, registry: Registry | None = None) -> Callable[..., bool]:
-    """Alembic ``include_object`` hook: compare only the plugin's own tables."""
+def include_object_for(
+    plugin_name: str, registry: Registry | None = None, connection: Connection | None = None
+) -> Callable[..., bool]:
+    """Alembic ``include_object`` hook: compare only the plugin's own tables.
+
+    With a SQLite ``connection``, a unique constraint the models name is not
+    reported missing where the table holds it unnamed (SQLite databases built
+    before constraints were named): batch mode names it when it next copies
+    the table.
+    """
     owned = frozenset(_owned(registry or default_registry(), plugin_name))
+    unnamed = unnamed_uniques(connection) if connection is not None and connection.dialect.name == "sqlite" else None
 
     def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
         if type_ == "table":
             return name in owned
         table = getattr(obj, "table", None)
         if table is not None and type_ in ("column", "index", "unique_constraint", "foreign_key_constraint"):
+            if type_ == "unique_constraint" and not reflected and unnamed is not None:
+                return table.name in owned and tuple(c.name for c in obj.columns) not in unnamed(table.name)
             return bool(table.name in owned)
         return True
 
     return include_object
 
 
-def configure_options(registry: Registry, plugin_name: str, dialect_name: str) -> dict[str, Any]:
+def configure_options(
+    registry: Registry, plugin_name: str, dialect_name: str, connection: Connection | None = None
+) -> dict[str, Any]:
     """The ``context.configure()`` options of plugin_name's environment (autogenerate and checks use them too)."""
     return {
         "target_metadata": load_metadata(registry),
         "version_table": registry.entry(plugin_name).version_table,
         "include_name": include_name_for(plugin_name, registry),
-        "include_object": include_object_for(plugin_name, registry),
+        "include_object": include_object_for(plugin_name, registry, connection),
         "compare_type": True,
         "compare_server_default": True,
-        # SQLite cannot ALTER most things in place; batch mode copies the table.
-        "render_as_batch": dialect_name == "sqlite",
+        # SQLite cannot ALTER most things in place; batch mode copies the table there and
+        # is a plain ALTER elsewhere, so a revision written against either backend runs on both.
+        "render_as_batch": True,
+        "render_item": render_item,
+        "process_revision_directives": prepare_revision,
     }
 
 
@@ -196,7 +215,8 @@ def _run_plugin_migrations(plugin_name: str) -> None:
         return
 
     def run(connection: Connection) -> None:
-        context.configure(connection=connection, **configure_options(registry, plugin_name, connection.dialect.name))
+        options = configure_options(registry, plugin_name, connection.dialect.name, connection)
+        context.configure(connection=connection, **options)
         with context.begin_transaction():
             context.run_migrations()
 
@@ -214,47 +234,49 @@ def _run_plugin_migrations(plugin_name: str) -> None:
             engine.dispose()
 
 
+def _baseline_tables(registry: Registry, plugin_name: str) -> list[FrozenTable]:
+    """The tables the baseline builds, in foreign-key order: its frozen form once the chain grew, else the models'."""
+    frozen = load_frozen_baseline(registry.entry(plugin_name), op.get_context())
+    if frozen is not None:
+        owned = set(_owned(registry, plugin_name))
+        return [table for name, table in frozen.items() if name in owned]
+    return [
+        FrozenTable(table, sorted(table.indexes, key=lambda index: index.name or ""))
+        for table in plugin_tables(plugin_name, registry)
+    ]
+
+
 def create_plugin_tables(plugin_name: str) -> None:
-    """Create the plugin's tables and their indexes, in foreign-key order.
+    """Create the plugin's tables, the enum types they use (PostgreSQL) and their indexes, in foreign-key order.
 
     While the chain is only its baseline, the tables come from the models
     (SQLAlchemy ``CreateTable``), in lockstep with them. Once the chain has
     grown, from its frozen baseline (``migrations/baseline_schema.py``), so the
     baseline keeps building what it built before the next revisions.
-    Online, only missing tables are created; offline (``--sql``) all are.
+    Online, only missing tables (and types) are created; offline (``--sql``) all are.
     """
     registry = _registry()
-    existing = set() if context.is_offline_mode() else set(inspect(op.get_bind()).get_table_names())
-    frozen = load_frozen_baseline(registry.entry(plugin_name))
-    if frozen is not None:
-        owned = set(_owned(registry, plugin_name))
-        for table_name, create in frozen.items():
-            if table_name in owned and table_name not in existing:
-                create()
-        return
-    for table in plugin_tables(plugin_name, registry):
-        if table.name in existing:
-            continue
-        op.execute(CreateTable(table))
-        for index in sorted(table.indexes, key=lambda index: index.name or ""):
+    offline = context.is_offline_mode()
+    existing = set() if offline else set(inspect(op.get_bind()).get_table_names())
+    missing = [frozen for frozen in _baseline_tables(registry, plugin_name) if frozen.table.name not in existing]
+    for enum in enum_types(frozen.table for frozen in missing):
+        enum.create(op.get_bind(), checkfirst=not offline)
+    for frozen in missing:
+        op.execute(CreateTable(frozen.table))
+        for index in frozen.indexes:
             op.execute(CreateIndex(index))
 
 
 def drop_plugin_tables(plugin_name: str) -> None:
-    """Drop the plugin's tables, dependents first; online, only those that exist."""
+    """Drop the plugin's tables, dependents first, then their enum types; online, only those that exist."""
     registry = _registry()
     offline = context.is_offline_mode()
     existing = set() if offline else set(inspect(op.get_bind()).get_table_names())
-    frozen = load_frozen_baseline(registry.entry(plugin_name))
-    if frozen is not None:
-        owned = set(_owned(registry, plugin_name))
-        for table_name in reversed(list(frozen)):
-            if table_name in owned and (offline or table_name in existing):
-                op.drop_table(table_name)
-        return
-    for table in reversed(plugin_tables(plugin_name, registry)):
-        if offline or table.name in existing:
-            op.execute(DropTable(table))
+    dropped = [f.table for f in reversed(_baseline_tables(registry, plugin_name)) if offline or f.table.name in existing]
+    for table in dropped:
+        op.execute(DropTable(table))
+    for enum in enum_types(dropped):
+        enum.drop(op.get_bind(), checkfirst=not offline)
 
 
 # -- helpers for the core application's own migrations -----------------------

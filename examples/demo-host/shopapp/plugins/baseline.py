@@ -2,30 +2,89 @@
 
 While a chain is only its baseline, ``create_plugin_tables`` builds from the
 models. When the chain grows, ``revisions`` freezes the baseline into
-``migrations/baseline_schema.py`` (rendered here from the database at the
-baseline), and ``create_plugin_tables`` builds from that file from then on.
+``migrations/baseline_schema.py``, and ``create_plugin_tables`` builds from
+that file from then on.
+
+Where the frozen schema comes from. The freeze runs against a database at
+the baseline revision, after the developer changed the models for the next
+revision. Neither source alone is the baseline:
+
+- the database holds exactly the tables, columns, nullability, keys,
+  constraints (with their names) and indexes the baseline built, but
+  reflection loses what the models said: SQLite keeps no time zone, enum or
+  JSON type of its own, PostgreSQL gives its defaults back as its own SQL
+  (``'new'::character varying``), and an app's ``TypeDecorator`` comes back
+  as the type it stores;
+- the models say all of that, but already with the next revision's changes.
+
+So each table is frozen from the database's structure, and each column's
+type and server default, each check constraint's SQL and each index from
+the model wherever Alembic finds the model and the database agree on it:
+what the baseline built in the first place is those Table objects. Where
+they differ (what the next revisions change), the reflected form is used,
+made generic and portable. A baseline frozen from either backend then
+builds, on SQLite and on PostgreSQL, what ``create_all()`` of the
+baseline-era models builds there; only a column that a later revision
+changes keeps the reflected approximation at the baseline, and the
+revisions take it to the models.
+
+Tables registered after the baseline ran are not in that database: a later
+revision creates them, so the frozen baseline leaves them out.
 """
 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
-from typing import Any, Literal
+import re
+from dataclasses import dataclass, field
+from typing import Any
 
-from alembic.autogenerate import render_python_code
-from alembic.autogenerate.api import AutogenContext
 from alembic.operations import ops
-from sqlalchemy import Boolean, Column, MetaData, Table, false, inspect, true
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Boolean, CheckConstraint, Column, Index, MetaData, Table, false, inspect, text, true
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import DefaultClause, sort_tables
-from sqlalchemy.sql.elements import False_, True_
+from sqlalchemy.sql.naming import conv
 
+from .autogen import render_code
 from .errors import PluginMigrationError
 from .registry import PluginEntry
 
+#: (table, column, "type" or "server_default") that the models change against the database at the baseline.
+Changes = set[tuple[str, str, str]]
 
-def load_frozen_baseline(entry: PluginEntry) -> dict[str, Callable[[], None]] | None:
-    """table -> function that creates it as the baseline did, in foreign-key order; None if not frozen."""
+
+@dataclass
+class FrozenTable:
+    """One table of a frozen baseline, as SQLAlchemy objects: create and drop it like the models' tables."""
+
+    table: Table
+    indexes: list[Index] = field(default_factory=list)
+
+
+class _Recorder:
+    """Stands in for ``alembic.op`` while a frozen baseline's functions run: it keeps what they would create."""
+
+    def __init__(self, migration_context: MigrationContext) -> None:
+        self._context = migration_context
+        self.tables: list[FrozenTable] = []
+
+    def create_table(self, name: str, *columns: Any, **kw: Any) -> Table:
+        table = ops.CreateTableOp(name, list(columns), **kw).to_table(self._context)
+        self.tables.append(FrozenTable(table))
+        return table
+
+    def create_index(self, name: str, table_name: str, columns: Any, **kw: Any) -> Index:
+        index = ops.CreateIndexOp(name, table_name, columns, **kw).to_index(self._context)
+        self.tables[-1].indexes.append(index)
+        return index
+
+    def f(self, name: str) -> conv:
+        return conv(name)
+
+
+def load_frozen_baseline(entry: PluginEntry, migration_context: MigrationContext) -> dict[str, FrozenTable] | None:
+    """table -> its frozen form, in foreign-key order; None if the baseline is not frozen."""
     path = entry.frozen_baseline
     if not path.is_file():
         return None
@@ -34,7 +93,26 @@ def load_frozen_baseline(entry: PluginEntry) -> dict[str, Callable[[], None]] | 
         raise PluginMigrationError(f'plugin "{entry.name}": cannot load its frozen baseline {path}')
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return dict(module.CREATE_TABLES)
+    recorder = _Recorder(migration_context)
+    module.__dict__["op"] = recorder  # this module object is ours alone: its functions record instead of running
+    frozen = {}
+    for table_name, create in module.CREATE_TABLES.items():
+        create()
+        frozen[table_name] = recorder.tables[-1]
+    return frozen
+
+
+#: A PostgreSQL cast, ``::numeric`` or ``::character varying(20)[]``: how it gives back defaults and checks.
+_CAST = re.compile(
+    r"::(?:character varying|double precision|bit varying|(?:timestamp|time)(?:\(\d+\))? with(?:out)? time zone"
+    r"|[A-Za-z_][\w.]*)(?:\(\d+(?:,\s*\d+)?\))?(?:\[\])*"
+)
+
+
+def without_casts(sql: str) -> str:
+    """Reflected SQL without PostgreSQL's ``::type`` casts outside string literals, so SQLite accepts it too."""
+    parts = re.split(r"('(?:[^']|'')*')", sql)
+    return "".join(part if index % 2 else _CAST.sub("", part) for index, part in enumerate(parts))
 
 
 def _portable_server_default(column: Column[Any]) -> None:
@@ -48,43 +126,74 @@ def _portable_server_default(column: Column[Any]) -> None:
         column.server_default = None  # PostgreSQL's SERIAL sequence: implied by an integer primary key
     elif isinstance(column.type, Boolean) and value in ("1", "true", "0", "false"):
         column.server_default = DefaultClause(true() if value in ("1", "true") else false())
+    elif without_casts(text_value) != text_value:
+        column.server_default = DefaultClause(text(without_casts(text_value)))
 
 
-def _render_boolean_default(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
-    if type_ == "server_default" and isinstance(getattr(obj, "arg", None), (True_, False_)):
-        return "sa.true()" if isinstance(obj.arg, True_) else "sa.false()"
-    return False
+def _without_default_options(item: Any) -> None:
+    """Drop reflected dialect options that only restate the default (``postgresql_include=[]``)."""
+    for key, value in list(item.dialect_kwargs.items()):
+        if value in ([], (), False, None):
+            del item.dialect_kwargs[key]
 
 
-def render_frozen_baseline(entry: PluginEntry, connection: Connection, baseline_revision: str) -> str:
-    """The frozen baseline file: the plugin's tables as the database at its baseline holds them.
+def _generic(column: Column[Any]) -> None:
+    try:
+        column.type = column.type.as_generic()
+    except NotImplementedError:
+        pass
 
-    Types become their generic SQLAlchemy forms and defaults portable ones,
-    so a baseline frozen on one backend builds the same schema on another.
-    """
-    present = set(inspect(connection).get_table_names())
-    missing = [name for name in entry.tables if name not in present]
-    if missing:
-        raise PluginMigrationError(
-            f'plugin "{entry.name}": cannot freeze its baseline, tables {", ".join(missing)} are not in the database'
-        )
-    reflected = MetaData()
-    tables = [Table(name, reflected, autoload_with=connection) for name in entry.tables]
-    functions, entries = [], []
-    for table in sort_tables(tables):
-        for column in table.columns:
-            try:
-                column.type = column.type.as_generic()
-            except NotImplementedError:
-                pass
+
+def _as_the_models_say(table: Table, model: Table | None, changes: Changes) -> list[Index]:
+    """Give reflected ``table`` the model's types, defaults and check SQL where they agree; its indexes to create."""
+    for column in table.columns:
+        model_column = model.columns.get(column.name) if model is not None else None
+        column.autoincrement = "auto" if model_column is None else model_column.autoincrement
+        if model_column is None or (table.name, column.name, "type") in changes:
+            _generic(column)
+        else:
+            column.type = model_column.type
+        model_default = getattr(model_column, "server_default", False)
+        if model_column is None or (table.name, column.name, "server_default") in changes:
             _portable_server_default(column)
+        elif model_default is None or isinstance(model_default, DefaultClause):
+            column.server_default = None if model_default is None else DefaultClause(model_default.arg)
+    model_checks = {
+        str(check.name): check for check in (model.constraints if model is not None else ())
+        if isinstance(check, CheckConstraint) and isinstance(check.name, str)
+    }
+    for constraint in table.constraints:
+        _without_default_options(constraint)
+        if isinstance(constraint, CheckConstraint):
+            model_check = model_checks.get(str(constraint.name))
+            constraint.sqltext = model_check.sqltext if model_check is not None else text(
+                without_casts(str(constraint.sqltext))
+            )
+    # An index on columns reflects exactly; one on expressions is the model's, where it has one by that name.
+    model_indexes = {index.name: index for index in (model.indexes if model is not None else ())}
+    indexes = []
+    for index in sorted(table.indexes, key=lambda i: i.name or ""):
+        index.unique = bool(index.unique)  # SQLite reflects 1
+        _without_default_options(index)
+        indexes.append(model_indexes.get(index.name, index) if not index.columns else index)
+    return indexes
+
+
+def render_frozen_baseline(
+    entry: PluginEntry, connection: Connection, baseline_revision: str, models: MetaData, changes: Changes
+) -> str:
+    """The frozen baseline file: the plugin's tables as the database at its baseline holds them, typed as the models say."""
+    present = set(inspect(connection).get_table_names())
+    reflected = MetaData(naming_convention=models.naming_convention)
+    tables = [Table(name, reflected, autoload_with=connection) for name in entry.tables if name in present]
+    functions, entries, imports = [], [], {"import sqlalchemy as sa", "from alembic import op"}
+    for table in sort_tables(tables):
+        indexes = _as_the_models_say(table, models.tables.get(table.name), changes)
         operations = ops.UpgradeOps(
-            ops=[
-                ops.CreateTableOp.from_table(table),
-                *(ops.CreateIndexOp.from_index(index) for index in sorted(table.indexes, key=lambda i: i.name or "")),
-            ]
+            ops=[ops.CreateTableOp.from_table(table), *(ops.CreateIndexOp.from_index(index) for index in indexes)]
         )
-        code = render_python_code(operations, render_item=_render_boolean_default)
+        code, needed = render_code(operations)
+        imports |= needed
         body = "\n".join(line for line in code.splitlines() if not line.strip().startswith("# ###"))
         functions.append(f"def create_{table.name}() -> None:\n{body}\n")
         entries.append(f'    "{table.name}": create_{table.name},')
@@ -94,8 +203,8 @@ def render_frozen_baseline(entry: PluginEntry, connection: Connection, baseline_
         "this file from then on, so the baseline keeps building what it built before the\n"
         "later revisions; today's models are reached through those revisions. Do not edit.\n"
         '"""\n\n'
-        "import sqlalchemy as sa\n"
-        "from alembic import op\n"
+        + "\n".join(sorted(imports, key=lambda line: (not line.startswith("import"), line)))
+        + "\n"
     )
     return (
         header

@@ -36,12 +36,14 @@ def database_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def confirm_drop(yes: bool, doing: str) -> Callable[[str, list[str]], bool]:
-    """The question asked before tables and their data are dropped; --yes answers it, and nobody to ask means no."""
+    """The question asked before tables or columns and their data are dropped; --yes answers it; nobody to ask means no."""
 
-    def confirm(plugin: str, tables: list[str]) -> bool:
+    def confirm(plugin: str, dropping: list[str]) -> bool:
         if yes:
             return True
-        click.echo(f'{doing} drops these tables and their data: {", ".join(tables)}', err=True)
+        for kind, columns in (("tables", False), ("columns", True)):  # a column is named "table.column"
+            if items := [item for item in dropping if ("." in item) is columns]:
+                click.echo(f'{doing} drops these {kind} and their data: {", ".join(items)}', err=True)
         try:
             return click.confirm("Drop them?", default=False, err=True)
         except click.Abort:  # nobody to answer (closed stdin, Ctrl-C): the safe answer is no

@@ -1,14 +1,19 @@
-"""Downgrades: one plugin at a time, refused while other tables point into it, confirmed before data goes."""
+"""Downgrades: one plugin at a time, refused while other tables point into it, confirmed before data goes.
+
+Data goes with a dropped table, and with a dropped column where a row holds a value in it.
+"""
 
 from __future__ import annotations
 
 import io
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from alembic import command
 from alembic.util import CommandError
-from sqlalchemy import inspect
+from sqlalchemy import column as sql_column
+from sqlalchemy import inspect, literal, select
+from sqlalchemy import table as sql_table
 from sqlalchemy.engine import Connection, Transaction
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -21,7 +26,7 @@ from .versions import current_revision
 #: SQLSTATE of "cannot drop ... because other objects depend on it".
 DEPENDENT_OBJECTS_STILL_EXIST = "2BP01"
 
-#: Asked before tables and their data are dropped: (plugin, tables) -> yes?
+#: Asked before data is dropped: (plugin, what) -> yes? ``what`` names tables, and columns as "table.column".
 Confirm = Callable[[str, list[str]], bool]
 
 
@@ -29,8 +34,10 @@ def downgrade(chains: Chains, name: str, revision: str, confirm: Confirm | None 
     """Downgrade one plugin to ``revision`` in one transaction.
 
     Refused when it would drop a table that other tables' foreign keys still
-    point into. When it would drop tables, ``confirm(name, tables)`` decides;
-    without a yes the transaction is rolled back and nothing changes.
+    point into. When it would drop tables, or columns of the plugin's tables
+    where a row holds a value, ``confirm(name, what)`` decides; without a yes
+    the transaction is rolled back and nothing changes. The outcome's
+    ``dropped`` names the tables and every column it dropped.
     """
     with chains.database.migration_session() as session, session.step() as transaction:
         return downgrade_in(session.connection, transaction, chains, name, revision, confirm)
@@ -44,26 +51,56 @@ def downgrade_in(
     before = current_revision(connection, entry)
     incoming = foreign_keys_into(connection, set(entry.tables))
     tables_before = set(inspect(connection).get_table_names())
+    columns_before = _columns(connection, entry.tables)
+    # A trial run first: which columns go is known only after it, and whether they hold data only before it.
+    with connection.begin_nested() as trial:
+        _run(chains, name, revision, connection, incoming)
+        dropped = sorted(tables_before - set(inspect(connection).get_table_names()))
+        columns_after = _columns(connection, entry.tables)
+        blocking = {table: incoming[table] for table in dropped if table in incoming}
+        if blocking:
+            raise _refuse_referenced(registry, name, revision, blocking)
+        lost = sorted(
+            f"{table}.{column}" for table in set(columns_before) & set(columns_after)
+            for column in columns_before[table] if column not in columns_after[table]
+        )
+        if lost:
+            trial.rollback()  # back to before, to look at the data; the downgrade runs again below
+    at_risk = dropped + [column for column in lost if _holds_data(connection, *column.split(".", 1))]
+    if at_risk and not (confirm is not None and confirm(name, at_risk)):
+        transaction.rollback()
+        return Outcome(name, Status.ABORTED, before, before, dropped=tuple(at_risk))
+    if lost:
+        _run(chains, name, revision, connection, incoming)
+    return Outcome(name, Status.DOWNGRADED, before, current_revision(connection, entry), dropped=tuple(dropped + lost))
+
+
+def _run(chains: Chains, name: str, revision: str, connection: Connection, incoming: dict[str, list[str]]) -> None:
     try:
         command.downgrade(chains.config(name, connection), revision)
     except CommandError as error:
         raise PluginMigrationError(f'plugin "{name}": {error}') from None
     except SQLAlchemyError as error:
         if sqlstate(error) == DEPENDENT_OBJECTS_STILL_EXIST and incoming:
-            raise _refuse_referenced(registry, name, revision, incoming) from None
+            raise _refuse_referenced(chains.registry, name, revision, incoming) from None
         if sqlstate(error) == LOCK_NOT_AVAILABLE:
             raise chains.database.table_lock_timeout_error() from None
         raise PluginMigrationError(
             f'plugin "{name}": downgrade to {revision} failed, nothing was changed: {error_summary(error)}'
         ) from None
-    dropped = sorted(tables_before - set(inspect(connection).get_table_names()))
-    blocking = {table: incoming[table] for table in dropped if table in incoming}
-    if blocking:
-        raise _refuse_referenced(registry, name, revision, blocking)
-    if dropped and not (confirm is not None and confirm(name, dropped)):
-        transaction.rollback()
-        return Outcome(name, Status.ABORTED, before, before, dropped=tuple(dropped))
-    return Outcome(name, Status.DOWNGRADED, before, current_revision(connection, entry), dropped=tuple(dropped))
+
+
+def _columns(connection: Connection, tables: Iterable[str]) -> dict[str, list[str]]:
+    """Each of ``tables`` that exists -> its column names."""
+    inspector = inspect(connection)
+    present = set(inspector.get_table_names())
+    return {table: [c["name"] for c in inspector.get_columns(table)] for table in tables if table in present}
+
+
+def _holds_data(connection: Connection, table: str, column: str) -> bool:
+    """Does any row of table hold a value (not NULL) in column?"""
+    query = select(literal(1)).select_from(sql_table(table)).where(sql_column(column).is_not(None)).limit(1)
+    return connection.execute(query).first() is not None
 
 
 def downgrade_sql(chains: Chains, name: str, revision: str) -> str:

@@ -15,6 +15,7 @@ from functools import cache
 from sqlalchemy import MetaData
 
 from .errors import PluginMigrationError
+from .naming import apply_naming_convention
 from .registry import Problem, Registry, default_registry
 from .settings import MODEL_BASE
 
@@ -52,10 +53,15 @@ def plugins_package(registry: Registry) -> str:
 
 
 def load_metadata(registry: Registry | None = None) -> MetaData:
-    """The application's MetaData, with the models of every plugin folder imported (core and plugin tables)."""
+    """The application's MetaData, with the models of every plugin folder imported (core and plugin tables).
+
+    Every constraint of a plugin table has a name from then on (``naming``).
+    """
     registry = registry or default_registry()
     _declared_on_import(registry)
-    return _base_metadata(registry)
+    metadata = _base_metadata(registry)
+    apply_naming_convention(metadata, [metadata.tables[name] for name in registry.owners if name in metadata.tables])
+    return metadata
 
 
 def _base_metadata(registry: Registry) -> MetaData:
