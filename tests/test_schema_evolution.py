@@ -38,6 +38,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from shopapp.models import Base
 '''
+ORDERS_V1 = '''
+
+class Order(Base):
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    qty: Mapped[int]
+'''
 MODELS_V1 = HEADER + '''
 
 class Item(Base):
@@ -47,14 +55,7 @@ class Item(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(sa.String(20))
     price: Mapped[int]
-
-
-class Order(Base):
-    __tablename__ = "orders"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    qty: Mapped[int]
-'''
+''' + ORDERS_V1
 MODELS_V2 = HEADER + '''
 
 class Item(Base):
@@ -530,14 +531,7 @@ class Item(Base):
     title: Mapped[str | None] = mapped_column(sa.String(50))
     legacy: Mapped[str | None] = mapped_column(sa.String(10))
     amount: Mapped[int | None] = mapped_column(sa.BigInteger)
-
-
-class Order(Base):
-    __tablename__ = "orders"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    qty: Mapped[int]
-'''
+''' + ORDERS_V1
 # title is renamed to name (as autogenerate sees it: a drop and an add), legacy and the orders table
 # go, code and amount narrow, and stock is a NOT NULL column without a server default.
 LOSSY_V2 = HEADER + '''

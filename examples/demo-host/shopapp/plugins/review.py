@@ -38,18 +38,21 @@ def table_operations(upgrade_ops: ops.UpgradeOps) -> Iterator[tuple[str | None, 
             yield getattr(operation, "table_name", None), operation
 
 
+#: How an operation reads: {op} is the operation, {table} the table whose batch block holds it.
+_WORDS: dict[type[ops.MigrateOperation], str] = {
+    CreateEnumTypeOp: "create enum type {op.enum.name} if missing",
+    ops.CreateTableOp: "create table {op.table_name}",
+    ops.DropTableOp: "drop table {op.table_name}",
+    ops.AddColumnOp: "add column {table}.{op.column.name}",
+    ops.DropColumnOp: "drop column {table}.{op.column_name}",
+    ops.CreateIndexOp: "create index {op.index_name} on {op.table_name}",
+    ops.DropIndexOp: "drop index {op.index_name} on {op.table_name}",
+    ops.DropConstraintOp: "drop constraint {op.constraint_name} on {table}",
+}
+
+
 def describe(operation: ops.MigrateOperation, table: str | None) -> str:
     """One operation in words: "add column items.sku", "create foreign key orders_item_id_fkey on orders", ..."""
-    if isinstance(operation, CreateEnumTypeOp):
-        return f"create enum type {operation.enum.name} if missing"
-    if isinstance(operation, ops.CreateTableOp):
-        return f"create table {operation.table_name}"
-    if isinstance(operation, ops.DropTableOp):
-        return f"drop table {operation.table_name}"
-    if isinstance(operation, ops.AddColumnOp):
-        return f"add column {table}.{operation.column.name}"
-    if isinstance(operation, ops.DropColumnOp):
-        return f"drop column {table}.{operation.column_name}"
     if isinstance(operation, ops.AlterColumnOp):
         changes = [
             f"{what} {old} -> {new}"
@@ -63,17 +66,14 @@ def describe(operation: ops.MigrateOperation, table: str | None) -> str:
             if changed
         ]
         return f"alter column {table}.{operation.column_name} ({', '.join(changes)})"
-    if isinstance(operation, ops.CreateIndexOp):
-        return f"create index {operation.index_name} on {operation.table_name}"
-    if isinstance(operation, ops.DropIndexOp):
-        return f"drop index {operation.index_name} on {operation.table_name}"
     if isinstance(operation, ops.AddConstraintOp):
         kind = operation.constraint_type.replace("foreignkey", "foreign key").replace("unique", "unique constraint")
         return f"create {kind} {getattr(operation, 'constraint_name', None)} on {table}"
-    if isinstance(operation, ops.DropConstraintOp):
-        return f"drop constraint {operation.constraint_name} on {table}"
-    words = type(operation).__name__.removesuffix("Op")
-    return "".join(f" {c.lower()}" if c.isupper() else c for c in words).strip() + (f" on {table}" if table else "")
+    for operation_type, words in _WORDS.items():
+        if isinstance(operation, operation_type):
+            return words.format(op=operation, table=table)
+    name = type(operation).__name__.removesuffix("Op")
+    return "".join(f" {c.lower()}" if c.isupper() else c for c in name).strip() + (f" on {table}" if table else "")
 
 
 def _default(default: Any) -> str:
