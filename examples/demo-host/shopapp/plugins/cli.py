@@ -8,7 +8,9 @@ goes through ``fails_cleanly`` and becomes one ``Error: ...`` line on stderr
 and exit status 1.
 
 What commands print lives in ``output``; the options several commands share,
-and the question asked before data is dropped, in ``cli_options``.
+and the question asked before data is dropped, in ``cli_options``. Over 300
+lines on purpose: it is the whole command set, each command a few lines with
+its options, so that ``--help`` and this file read the same.
 """
 
 from __future__ import annotations
