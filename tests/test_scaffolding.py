@@ -635,11 +635,13 @@ def test_the_tar_fallback_refuses_anything_but_files_and_folders_inside(clean_ho
 WITHOUT_TAR_FILTERS = """
 import tarfile
 # Python before 3.11.4 (Debian 12's 3.11.2): no data_filter, and extractall() takes no filter argument.
-del tarfile.data_filter
-plain_extractall = tarfile.TarFile.extractall
-def extractall(self, path=".", members=None, *, numeric_owner=False):
-    return plain_extractall(self, path, members, numeric_owner=numeric_owner)
-tarfile.TarFile.extractall = extractall
+# On such a Python this is the real thing; on a newer one, make it so.
+if hasattr(tarfile, "data_filter"):
+    del tarfile.data_filter
+    plain_extractall = tarfile.TarFile.extractall
+    def extractall(self, path=".", members=None, *, numeric_owner=False):
+        return plain_extractall(self, path, members, numeric_owner=numeric_owner)
+    tarfile.TarFile.extractall = extractall
 from shopapp.plugins.scaffolding import check_scaffolding
 print(check_scaffolding().exit_code)
 """
