@@ -37,6 +37,7 @@ from __future__ import annotations
 import importlib.util
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from alembic.operations import ops
@@ -65,9 +66,16 @@ class FrozenTable:
 class _Recorder:
     """Stands in for ``alembic.op`` while a frozen baseline's functions run: it keeps what they would create."""
 
-    def __init__(self, migration_context: MigrationContext) -> None:
+    def __init__(self, migration_context: MigrationContext, path: Path) -> None:
         self._context = migration_context
+        self._path = path
         self.tables: list[FrozenTable] = []
+
+    def __getattr__(self, name: str) -> Any:
+        raise PluginMigrationError(
+            f"{self._path}: a frozen baseline creates tables and indexes only (op.create_table, op.create_index), "
+            f"not op.{name}; write that change as a revision"
+        )
 
     def create_table(self, name: str, *columns: Any, **kw: Any) -> Table:
         table = ops.CreateTableOp(name, list(columns), **kw).to_table(self._context)
@@ -93,7 +101,7 @@ def load_frozen_baseline(entry: PluginEntry, migration_context: MigrationContext
         raise PluginMigrationError(f'plugin "{entry.name}": cannot load its frozen baseline {path}')
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    recorder = _Recorder(migration_context)
+    recorder = _Recorder(migration_context, path)
     module.__dict__["op"] = recorder  # this module object is ours alone: its functions record instead of running
     frozen = {}
     for table_name, create in module.CREATE_TABLES.items():

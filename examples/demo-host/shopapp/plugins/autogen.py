@@ -7,16 +7,16 @@
 - batch blocks pass ``naming_convention``: the constraints batch mode
   reflects without a name (SQLite tables made before constraints were
   named) get the names ``naming`` gives, so a revision can drop them by name;
-- ``prepare_revision`` (``add_enum_types``): a column added with a named ``Enum`` needs its type on
-  PostgreSQL before ``ADD COLUMN`` (``CREATE TABLE`` makes it by itself), so
-  the revision creates it first, ``checkfirst`` (a no-op on SQLite);
+- ``prepare_revision``: a column added with a named ``Enum`` needs its type
+  on PostgreSQL before ``ADD COLUMN`` (``CREATE TABLE`` makes it by itself),
+  so the revision creates it first, ``checkfirst`` (a no-op on SQLite);
 - ``render_code``: the same rendering for code outside a revision (the frozen
   baseline), returning the imports with the code.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from alembic.autogenerate import render_python_code, renderers
@@ -126,12 +126,12 @@ def prepare_revision(context: Any, revision: Any, directives: list[ops.Migration
 
 def render_code(operations: ops.UpgradeOps) -> tuple[str, set[str]]:
     """Python code for ``operations`` as a revision would hold it, and the imports that code needs."""
-    contexts: list[AutogenContext] = []
+    imports: list[set[str]] = []
 
-    def capture(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
-        contexts.append(autogen_context)
+    def render_and_keep_imports(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
+        if not imports:
+            imports.append(autogen_context.imports)  # the context's own set: Alembic adds dialect modules after this
         return render_item(type_, obj, autogen_context)
 
-    hook: Callable[[str, Any, AutogenContext], str | Literal[False]] = capture
-    code = render_python_code(operations, render_item=hook)
-    return code, set().union(*(context.imports for context in contexts[:1]))
+    code = render_python_code(operations, render_item=render_and_keep_imports)
+    return code, set(imports[0]) if imports else set()
