@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 HOST_PACKAGE = "benchapp"
@@ -175,6 +176,9 @@ def add_plugins(dest: Path, template: str, indexes: range, revisions: int) -> No
             (folder / "migrations" / "baseline_schema.py").write_text(frozen_baseline_source(index))
         for number in range(2, revisions + 1):
             (versions / f"{number:04d}_{name}_add_{column_name(number)}.py").write_text(revision_source(index, number))
+    # As the README says after plugin copies: the registry.json index follows the plugins' plugin.json.
+    subprocess.run([sys.executable, "-m", f"{HOST_PACKAGE}.plugins", "sync-registry"], cwd=dest, check=True,
+                   capture_output=True)
     commit_all(dest, f"Add plugins {plugin_name(indexes.start)}..{plugin_name(indexes.stop - 1)}")
 
 

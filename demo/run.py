@@ -50,7 +50,7 @@ def build_host(dest: Path, template: Path = TEMPLATE, quiet: bool = False) -> No
     shutil.copytree(HERE / "shopapp", dest / "shopapp")
     run(["git", "init", "-q"], dest, quiet=True)
     git_commit(dest, "The shop app, before plugin migrations")
-    run(copier("copy", "--trust", "--defaults", "--quiet", "-d", "scope=host", "-d", "host_package=shopapp",
+    run(copier("copy", "--defaults", "--quiet", "-d", "scope=host", "-d", "host_package=shopapp",
                "-d", "model_base=shopapp.models:db.Model", str(template), "."), dest, quiet=quiet)
     git_commit(dest, "Add the plugin-migration runtime")
     for name, tables, depends_on in PLUGINS:
@@ -58,9 +58,12 @@ def build_host(dest: Path, template: Path = TEMPLATE, quiet: bool = False) -> No
         # only written where no models.py exists yet.
         (dest / "plugins" / name).mkdir(parents=True)
         shutil.copy(HERE / "plugins" / name / "models.py", dest / "plugins" / name / "models.py")
-        run(copier("copy", "--trust", "--defaults", "--quiet", "-d", f"plugin_name={name}",
+        run(copier("copy", "--defaults", "--quiet", "-d", f"plugin_name={name}",
                    "-d", f"tables=[{', '.join(tables)}]", "-d", f"depends_on=[{', '.join(depends_on)}]",
                    str(template), "."), dest, quiet=quiet)
+        # The plugin's plugin.json is what the runtime reads; the index lets
+        # the next copy's validators see this plugin's tables.
+        run([sys.executable, "-m", "shopapp.plugins", "sync-registry"], dest, quiet=True)
         git_commit(dest, f"Add the {name} plugin")
 
 

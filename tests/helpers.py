@@ -18,6 +18,7 @@ from typing import NoReturn
 
 import pytest
 import sqlalchemy as sa
+import yaml
 from pytest_copie.plugin import Copie, Result
 
 TEMPLATE = Path(__file__).resolve().parents[1]
@@ -75,8 +76,19 @@ def copy_host(dest: Path, template: Path = TEMPLATE, vcs_ref: str | None = None,
 
 
 def copy_plugin(dest: Path, template: Path = TEMPLATE, vcs_ref: str | None = None, **answers: object) -> subprocess.CompletedProcess:
-    """`copier copy --trust --defaults -d plugin_name=... ...` into dest."""
-    return _copy(dest, answers, template, vcs_ref)
+    """`copier copy --trust --defaults -d plugin_name=... ...` into dest, then `sync-registry`, as the README says."""
+    result = _copy(dest, answers, template, vcs_ref)
+    if result.returncode == 0:
+        sync_registry(dest)
+    return result
+
+
+def sync_registry(dest: Path) -> None:
+    """`python -m RUNTIME sync-registry` in the host at dest: the index the next copy's validators read."""
+    host = yaml.safe_load((dest / ".copier-answers.host.yml").read_text())
+    runtime = host.get("runtime_package") or f"{host['host_package']}.plugins"
+    result = run([sys.executable, "-m", runtime, "sync-registry"], dest)
+    assert result.returncode == 0, result.stderr
 
 
 def copie_host(copie: Callable[..., Copie], template: Path, app: Path | None = None, **answers: object) -> Result:
@@ -90,10 +102,12 @@ def copie_plugin(copie: Callable[..., Copie], host: Result, template: Path, **an
 
 
 def _copie(copie: Callable[..., Copie], parent: Result | None, template: Path, answers: dict[str, object]) -> Result:
-    # Copier in process: the same validators, files and registry task as `copier copy --trust --defaults`,
+    # Copier in process: the same validators and files as `copier copy --defaults` (then sync-registry),
     # the answers as values; a refusal is result.exception instead of an exit code and stderr.
     result = copie(parent_result=parent, child_tpl=template).copy(extra_answers=answers)
     assert result.exit_code == 0, result.exception
+    if answers.get("scope", "plugin") == "plugin":
+        sync_registry(result.project_dir)
     return result
 
 
@@ -268,22 +282,32 @@ def require_commit(commit: str) -> str:
 class Host:
     """A generated host application on disk, driven through its own commands."""
 
-    def __init__(self, root: Path, package: str = "shopapp", database: Database | None = None) -> None:
+    def __init__(self, root: Path, package: str = "shopapp", database: Database | None = None, runtime: str | None = None) -> None:
         self.root = root
         self.package = package
+        self.runtime = runtime or f"{package}.plugins"
         self.database = database or Database(f"sqlite:///{root / 'app.db'}")
 
     @property
     def registry_path(self) -> Path:
-        return self.root.joinpath(*self.package.split("."), "plugins", "registry.json")
+        return self.root.joinpath(*self.runtime.split("."), "registry.json")
 
     def registry(self) -> dict:
         return json.loads(self.registry_path.read_text())
 
+    def declaration_path(self, plugin: str) -> Path:
+        """The plugin's migrations/plugin.json: its tables and depends_on, as the runtime reads them."""
+        return self.root / "plugins" / plugin / "migrations" / "plugin.json"
+
+    def declare(self, plugin: str, **fields: object) -> None:
+        """Change fields of the plugin's plugin.json, as an edit by hand (or a bad merge) would."""
+        path = self.declaration_path(plugin)
+        path.write_text(json.dumps({**json.loads(path.read_text()), **fields}))
+
     def plugin_cli(self, *args: str, database_url: str | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
         """`python -m PKG.plugins ARGS` with DATABASE_URL set (default: the host's database)."""
         env = {"DATABASE_URL": database_url or self.database.url}
-        return run([sys.executable, "-m", f"{self.package}.plugins", *args], self.root, env, stdin)
+        return run([sys.executable, "-m", self.runtime, *args], self.root, env, stdin)
 
     def flask_cli(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         """`flask --app shopapp:create_app plugin ARGS` (the demo app's Flask door)."""

@@ -280,9 +280,7 @@ def test_errors_are_one_line_and_exit_1(demo_host: Host) -> None:
 
 
 def test_registry_cycles_and_unknown_dependencies_are_refused(demo_host: Host) -> None:
-    registry = demo_host.registry()
-    registry["plugins"]["network"]["depends_on"] = ["usb"]
-    demo_host.registry_path.write_text(json.dumps(registry))
+    demo_host.declare("network", depends_on=["usb"])
     cycle = demo_host.plugin_cli("upgrade-all")
     assert cycle.returncode == 1
     assert "dependency cycle between plugins" in cycle.stderr
@@ -290,8 +288,7 @@ def test_registry_cycles_and_unknown_dependencies_are_refused(demo_host: Host) -
         assert name in cycle.stderr
     assert demo_host.database.tables() == set()
 
-    registry["plugins"]["network"]["depends_on"] = ["ghost"]
-    demo_host.registry_path.write_text(json.dumps(registry))
+    demo_host.declare("network", depends_on=["ghost"])
     unknown = demo_host.plugin_cli("upgrade-all")
     assert unknown.returncode == 1
     assert 'plugin "network" depends on "ghost", which is not registered' in unknown.stderr
@@ -374,9 +371,7 @@ def test_autogenerate_sees_only_the_plugins_own_tables(demo_host: Host) -> None:
 
 
 def test_the_hosts_generated_tests_catch_a_foreign_key_without_depends_on(demo_host: Host) -> None:
-    registry = demo_host.registry()
-    registry["plugins"]["usb"]["depends_on"] = []
-    demo_host.registry_path.write_text(json.dumps(registry))
+    demo_host.declare("usb", depends_on=[])
     result = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_plugin_migrations.py"], demo_host.root)
     assert result.returncode == 1
     assert (

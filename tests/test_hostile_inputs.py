@@ -93,8 +93,8 @@ PLUGIN_CASES = [
     ("empty-name", {"plugin_name": "", "tables": ["t"]},
      "'' is not a valid plugin name: use lowercase letters, digits and _, starting with a letter."),
     ("existing-plugin", {"plugin_name": "network", "tables": ["t"]},
-     "'network' is already a plugin in this host (registry.json lists it): choose another plugin_name, "
-     "or change it with copier update --trust -a .copier-answers.plugin-network.yml."),
+     "'network' is already a plugin here (plugins/network/migrations exists): choose another plugin_name, "
+     "or change it with copier update -a .copier-answers.plugin-network.yml."),
     ("table-list-is-a-string", {"plugin_name": "audit", "tables": "audit_log"},
      "'audit_log' is not a valid table list: give a YAML list such as [network_devices, subnets], or [] for a plugin "
      "with no table yet."),
@@ -191,7 +191,7 @@ def test_a_plugin_without_a_host_scaffold_is_refused(tmp_path: Path) -> None:
     before = tree_snapshot(tmp_path)
     assert_refused(copy_plugin(tmp_path, plugin_name="network", tables=["subnets"]), tmp_path, before,
                    "No host runtime in this destination: .copier-answers.host.yml is missing; "
-                   "run `copier copy --trust -d scope=host ...` first.")
+                   "run `copier copy -d scope=host ...` first.")
 
 
 def test_a_symlinked_plugins_folder_is_never_written_through(host_copy: Path, tmp_path: Path, template_repo: Path) -> None:
@@ -230,22 +230,38 @@ def break_registry(root: Path, change) -> None:
     path.write_text(json.dumps(registry))
 
 
+def break_declaration(root: Path, plugin: str, change) -> None:
+    """Edit the plugin's plugin.json, which the runtime reads for its tables and dependencies."""
+    path = root / "plugins" / plugin / "migrations" / "plugin.json"
+    declaration = json.loads(path.read_text())
+    change(declaration)
+    path.write_text(json.dumps(declaration))
+
+
+def forget_plugin(root: Path, plugin: str) -> None:
+    """A plugin folder with migrations that nothing declares: no plugin.json, no index entry."""
+    (root / "plugins" / plugin / "migrations" / "plugin.json").unlink()
+    break_registry(root, lambda p: p.pop(plugin))
+
+
 BROKEN_REGISTRIES = [
     pytest.param(lambda root: (root / "shopapp/plugins/registry.json").write_text("{not json"),
                  "registry.json: not valid JSON", id="malformed"),
     pytest.param(lambda root: break_registry(root, lambda p: p.update(ghost={"tables": ["ghosts"], "depends_on": []})),
                  'registry.json: entry "ghost" has no scaffolding', id="plugin-without-scaffolding"),
-    pytest.param(lambda root: break_registry(root, lambda p: p.pop("printers")),
+    pytest.param(lambda root: forget_plugin(root, "printers"),
                  "registry.json: plugins/printers has migrations but no entry", id="folder-without-entry"),
-    pytest.param(lambda root: break_registry(root, lambda p: p["printers"]["tables"].append("subnets")),
+    pytest.param(lambda root: break_declaration(root, "printers", lambda d: d["tables"].append("subnets")),
                  'registry.json: table "subnets" is owned by 2 plugins (network, printers)', id="table-owned-twice"),
-    pytest.param(lambda root: break_registry(root, lambda p: p["printers"]["tables"].append("accounts")),
+    pytest.param(lambda root: break_declaration(root, "printers", lambda d: d["tables"].append("accounts")),
                  'registry.json: table "accounts" is owned twice: registered to plugin "printers" and defined by the core models (shopapp.models)',
                  id="table-owned-by-plugin-and-core"),
-    pytest.param(lambda root: break_registry(root, lambda p: p["network"].update(tables="subnets")),
-                 'registry.json: entry "network": "tables" must be a list of table names (empty for none yet)', id="tables-not-a-list"),
-    pytest.param(lambda root: break_registry(root, lambda p: p["network"]["tables"].append("x; DROP TABLE y")),
+    pytest.param(lambda root: break_declaration(root, "network", lambda d: d.update(tables="subnets")),
+                 'network/migrations/plugin.json: "tables" must be a list of table names (empty for none yet)', id="tables-not-a-list"),
+    pytest.param(lambda root: break_declaration(root, "network", lambda d: d["tables"].append("x; DROP TABLE y")),
                  'registry.json: entry "network": "x; DROP TABLE y" is not a valid table name', id="hostile-table-name"),
+    pytest.param(lambda root: break_registry(root, lambda p: p["network"].update(tables="subnets")),
+                 'registry.json: entry "network": "tables" must be a list of table names (empty for none yet)', id="index-tables-not-a-list"),
 ]
 COMMANDS = [["list"], ["status"], ["migrate", "network"], ["upgrade-all"], ["downgrade", "network", "base", "--yes"],
             ["history", "network"], ["stamp", "network", "head"]]

@@ -245,10 +245,7 @@ def test_check_passes_on_a_clean_host(grown_host: Host) -> None:
 
 
 def edit_registry(host: Host, plugin: str, tables: list[str]) -> None:
-    path = host.root / "shopapp/plugins/registry.json"
-    registry = json.loads(path.read_text())
-    registry["plugins"][plugin]["tables"] = tables
-    path.write_text(json.dumps(registry))
+    host.declare(plugin, tables=tables)
 
 
 DRIFTS = [

@@ -28,6 +28,7 @@ RUNTIME_FILES = {
     "cli_options.py",
     "compare.py",
     "conflicts.py",
+    "declarations.py",
     "database.py",
     "downgrade.py",
     "errors.py",
@@ -54,7 +55,7 @@ RUNTIME_FILES = {
     "upgrade.py",
     "versions.py",
 }
-SCAFFOLD_FILES = {"alembic.ini", "env.py", "script.py.mako", "versions/0001_baseline.py"}
+SCAFFOLD_FILES = {"alembic.ini", "env.py", "plugin.json", "script.py.mako", "versions/0001_baseline.py"}
 
 
 def generated_files(root: Path) -> list[Path]:
@@ -100,6 +101,7 @@ def test_host_scope_renders_the_runtime(copie, template_repo: Path) -> None:
         "host_package": "shopapp",
         "model_base": "shopapp.models:db.Model",
         "plugins_dir": "plugins",
+        "runtime_package": "shopapp.plugins",
         "table_prefix": "",
     }
 
@@ -107,7 +109,7 @@ def test_host_scope_renders_the_runtime(copie, template_repo: Path) -> None:
 def test_the_runtime_is_plain_python_copied_verbatim() -> None:
     # Only settings.py is rendered; everything else ships as is, so linters
     # and type checkers can read the runtime in place.
-    runtime = TEMPLATE / "template" / "{% if scope == 'host' %}{{ host_package_dir }}{% endif %}" / "plugins"
+    runtime = TEMPLATE / "template" / "{% if scope == 'host' %}{{ runtime_package_dir }}{% endif %}"
     rendered = {p.name for p in runtime.iterdir() if p.suffix == ".jinja"}
     assert rendered == {"settings.py.jinja"}
     for path in runtime.glob("*.py"):

@@ -25,7 +25,7 @@ from flask import Flask
 
 MODULES = (
     "alembic_template", "answers", "autogen", "baseline", "chains", "checks", "cli", "cli_options", "compare",
-    "conflicts", "database", "downgrade", "errors", "fetching", "fleet", "metadata", "naming", "outcomes", "output",
+    "conflicts", "database", "declarations", "downgrade", "errors", "fetching", "fleet", "metadata", "naming", "outcomes", "output",
     "paths", "plan", "registry", "removal", "rendering", "replay", "review", "revisions", "rows", "scaffolding",
     "survival", "updating", "upgrade", "versions",
 )

@@ -99,18 +99,19 @@ def test_trailing_newlines_never_pass() -> None:
 
 
 def test_a_plugin_inside_the_runtime_folder_cannot_take_a_runtime_module_name() -> None:
-    assert rule("plugin_name", "registry", "shopapp/plugins", "shopapp") == (
+    assert rule("plugin_name", "registry", "shopapp/plugins", "shopapp.plugins") == (
         "'registry' is not a valid plugin name here: plugins_dir shopapp/plugins is the runtime's own folder, "
         "where registry.py is a runtime module; choose another name."
     )
-    assert rule("plugin_name", "registry", "plugins", "shopapp") == ""
+    assert rule("plugin_name", "registry", "plugins", "shopapp.plugins") == ""
+    assert rule("plugin_name", "registry", "shopapp/plugins", "shopapp.plugin_migrations") == ""
 
 
 def test_the_validators_know_every_runtime_module_and_standard_library_name() -> None:
     """The lists in validators.jinja are data about the runtime and Python: keep them complete."""
     import sys
 
-    runtime = TEMPLATE / "template" / "{% if scope == 'host' %}{{ host_package_dir }}{% endif %}" / "plugins"
+    runtime = TEMPLATE / "template" / "{% if scope == 'host' %}{{ runtime_package_dir }}{% endif %}"
     modules = {path.name.removesuffix(".jinja").removesuffix(".py") for path in runtime.glob("*.py*")}
     assert set(CHECK.runtime_modules) == modules
     assert set(sys.stdlib_module_names) <= set(CHECK.shadowed_modules)
@@ -126,3 +127,59 @@ def test_host_settings_of_a_plugin_copy_come_from_the_host() -> None:
     assert rule("host_package", "otherapp", "plugin", {}) == ""
     # The host's own update may change its settings.
     assert rule("plugins_dir", "src/plugins", "host", recorded) == ""
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("shopapp.plugin_migrations", ""),
+        ("", "'' is not a valid runtime package: use a dotted Python import name"),
+        ("shopapp..plugins", "'shopapp..plugins' is not a valid runtime package"),
+        ("os.plugins", "'os' is a standard-library or dependency module"),
+        ("shopapp.class", "'class' is a Python keyword"),
+    ],
+)
+def test_runtime_package_rules(value: str, message: str) -> None:
+    result = rule("runtime_package", value, "host", {}, "")
+    assert (message in result) if message else result == ""
+
+
+def test_runtime_package_refuses_a_folder_holding_the_apps_own_files(tmp_path) -> None:
+    (tmp_path / "shopapp/plugins").mkdir(parents=True)
+    (tmp_path / "shopapp/plugins/loader.py").write_text("")
+    assert rule("runtime_package", "shopapp.plugins", "host", {}, str(tmp_path)) == ""  # no file the runtime writes
+    (tmp_path / "shopapp/plugins/__init__.py").write_text("")
+    assert rule("runtime_package", "shopapp.plugins", "host", {}, str(tmp_path)).startswith(
+        "'shopapp.plugins' is not a free runtime package: shopapp/plugins/ already holds shopapp/plugins/__init__.py"
+    )
+    # The runtime already there (a re-copy or an update) is not a conflict.
+    assert rule("runtime_package", "shopapp.plugins", "host", {"host_package": "shopapp"}, str(tmp_path)) == ""
+    (tmp_path / "shopapp/extras.py").write_text("")
+    assert "shopapp/extras.py of the app's own" in rule("runtime_package", "shopapp.extras", "host", {}, str(tmp_path))
+    # Glob wildcards in the destination's own path match nothing but themselves.
+    odd = tmp_path / "app[1]"
+    (odd / "shopapp/plugins").mkdir(parents=True)
+    (odd / "shopapp/plugins/cli.py").write_text("")
+    assert "shopapp/plugins/cli.py" in rule("runtime_package", "shopapp.plugins", "host", {}, str(odd))
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("", ""),
+        ("shop_network", ""),
+        ("acme.shop_network", ""),
+        ("shop-network", "'shop-network' is not a valid plugin package"),
+        ("json", "'json' is a standard-library or dependency module"),
+        ("acme.import", "'import' is a Python keyword"),
+    ],
+)
+def test_plugin_package_rules(value: str, message: str) -> None:
+    result = rule("plugin_package", value)
+    assert (message in result) if message else result == ""
+
+
+def test_a_plugin_package_copy_asks_for_the_hosts_settings() -> None:
+    assert rule("host_package", "", "plugin", {}, "shop_network").startswith(
+        "A plugin package needs its host's settings, as there is no .copier-answers.host.yml here: give -d host_package=PKG"
+    )

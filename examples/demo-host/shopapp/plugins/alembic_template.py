@@ -86,7 +86,7 @@ def _owned(registry: Registry, plugin_name: str) -> tuple[str, ...]:
     except KeyError:
         raise PluginMigrationError(
             f'plugin "{plugin_name}" is not in registry.json; scaffold it with '
-            f"`copier copy --trust -d plugin_name={plugin_name} ...`"
+            f"`copier copy -d plugin_name={plugin_name} ...`"
         ) from None
 
 

@@ -49,7 +49,7 @@ def model_problems(registry: Registry) -> list[str]:
             owner = f"plugin {owners[0]}" if owners else "no plugin"
             problems.append(Problem(
                 f'table "{table}" is defined in {registry.plugins_dir}/{plugin}/models.py but registered to {owner}',
-                f"add it to {plugin}'s tables with `copier update --trust --defaults "
+                f"add it to {plugin}'s tables with `copier update --defaults "
                 f"-a .copier-answers.plugin-{plugin}.yml -d 'tables=[...]'`",
             ))
     return [str(problem) for problem in problems]
@@ -70,7 +70,7 @@ def dependency_problems(registry: Registry) -> list[str]:
                         problems.append(str(Problem(
                             f'table "{table_name}" of plugin "{name}" has a foreign key into "{referred}" of plugin '
                             f'"{owner}", but "{name}" does not depend on "{owner}"',
-                            f"add it with `copier update --trust --defaults -a .copier-answers.plugin-{name}.yml "
+                            f"add it with `copier update --defaults -a .copier-answers.plugin-{name}.yml "
                             f"-d 'depends_on=[{owner}, ...]'`",
                         )))
     return problems

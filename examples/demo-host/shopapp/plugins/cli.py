@@ -201,6 +201,10 @@ def remove(ctx: click.Context, name: str, yes: bool, delete_code: bool, sql: boo
     if removed.outcome.status is Status.ABORTED:
         raise click.ClickException(f'removal of "{name}" aborted; nothing was changed (pass --yes to drop the tables)')
     dropped = f"dropped {', '.join(removed.outcome.dropped)}; " if removed.outcome.dropped else ""
+    if removed.distribution:
+        click.echo(f"{name}: {dropped}removed its version table; its code is the installed package "
+                   f"{removed.distribution}: `pip uninstall {removed.distribution}`, and drop it from your requirements")
+        return
     click.echo(f"{name}: {dropped}removed its version table, scaffolding, answers file and registry entry")
     for path in removed.left:
         click.echo(f"left for you: {path} (delete it, or run remove with --delete-code)")
@@ -306,7 +310,7 @@ def sync_registry() -> None:
     """Rewrite registry.json from the plugins' answers files (needs PyYAML, which Copier brings)."""
     from .scaffolding import sync_registry as sync
 
-    click.echo("registry.json rewritten from the answers files" if sync() else "registry.json already matches the answers files")
+    click.echo("registry.json rewritten from the plugins' plugin.json files" if sync() else "registry.json already matches the plugins' plugin.json files")
 
 
 @click.command("update-scaffolding")

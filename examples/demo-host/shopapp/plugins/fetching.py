@@ -83,7 +83,7 @@ class TemplateVersions:
             if resolved.returncode:
                 raise TemplateUnusable(
                     f"template {src!r} has no version {commit!r}",
-                    "record a version the template has (`copier update --trust --defaults --vcs-ref=TAG -a FILE`)",
+                    "record a version the template has (`copier update --defaults --vcs-ref=TAG -a FILE`)",
                 )
             sha = resolved.stdout.decode().strip()
             if (src, sha) not in self._exports:

@@ -43,7 +43,7 @@ def _load_base() -> object:
     except (ImportError, AttributeError) as error:
         raise PluginMigrationError(
             f"cannot import the model base {MODEL_BASE!r} ({error}); "
-            f"fix model_base with `copier update --trust -a .copier-answers.host.yml -d model_base=module:attr`"
+            f"fix model_base with `copier update -a .copier-answers.host.yml -d model_base=module:attr`"
         ) from error
 
 
@@ -72,22 +72,46 @@ def _base_metadata(registry: Registry) -> MetaData:
 
 
 def _declared_on_import(registry: Registry) -> dict[str, str]:
-    with_models = tuple(
-        folder.name for folder in registry.plugin_folders()
+    return _import_plugin_models(_base_metadata(registry), tuple(_models_modules(registry).items()))
+
+
+def _models_modules(registry: Registry) -> dict[str, str]:
+    """plugin name -> its models module, for every plugin that has one: registered, or a folder under PLUGINS_DIR.
+
+    An installed plugin's models are imported by their own name (``shop_network.models``),
+    the name the app itself imports them by, so no table is ever defined twice.
+    """
+    modules = {
+        folder.name: f"{plugins_package(registry)}.{folder.name}.models"
+        for folder in registry.plugin_folders()
         if (folder / "models.py").exists() or (folder / "models").is_dir()
-    )
-    return _import_plugin_models(_base_metadata(registry), plugins_package(registry), with_models)
+    }
+    for name, entry in registry.entries.items():
+        if entry.distribution and ((entry.folder / "models.py").exists() or (entry.folder / "models").is_dir()):
+            modules[name] = entry.models_module
+    return modules
+
+
+def plugin_of_module(registry: Registry, module_name: str) -> str | None:
+    """The plugin whose package holds ``module_name``, or None for a module of the core app."""
+    for name, entry in registry.entries.items():
+        if entry.package and (module_name == entry.package or module_name.startswith(entry.package + ".")):
+            return name
+    prefix = plugins_package(registry) + "."
+    if module_name.startswith(prefix):
+        return module_name[len(prefix):].split(".")[0]
+    return None
 
 
 # Keyed by what is imported, not by the Registry value: a module is imported
 # once per process, so only the first import can see which tables it added.
 @cache
-def _import_plugin_models(metadata: MetaData, package: str, plugins: tuple[str, ...]) -> dict[str, str]:
+def _import_plugin_models(metadata: MetaData, modules: tuple[tuple[str, str], ...]) -> dict[str, str]:
     """Import each plugin's models; table -> plugin for the tables each import added."""
     declared: dict[str, str] = {}
-    for plugin in plugins:
+    for plugin, module in modules:
         before = set(metadata.tables)
-        importlib.import_module(f"{package}.{plugin}.models")
+        importlib.import_module(module)
         declared.update(dict.fromkeys(set(metadata.tables) - before, plugin))
     return declared
 
@@ -99,13 +123,11 @@ def tables_declared_by_plugins(registry: Registry) -> dict[str, str]:
     the import of each plugin's models that added them.
     """
     declared = dict(_declared_on_import(registry))
-    package = plugins_package(registry)
-    prefix, depth = package + ".", package.count(".") + 1
     for mapper in getattr(getattr(load_base(registry), "registry", None), "mappers", ()):
-        module_name = mapper.class_.__module__
-        if module_name.startswith(prefix):
+        plugin = plugin_of_module(registry, mapper.class_.__module__)
+        if plugin is not None:
             for table in mapper.tables:
-                declared[table.name] = module_name.split(".")[depth]
+                declared[table.name] = plugin
     return declared
 
 
@@ -114,20 +136,20 @@ def core_conflicts(registry: Registry) -> list[Problem]:
 
     Only the module of model_base is imported, not the plugins' models: every
     command runs this check first, and with hundreds of plugins their imports
-    would cost more than a whole upgrade with nothing to do.
+    would cost more than a whole upgrade with nothing to do. A model in an
+    installed plugin package is the plugin's, never the core's.
     """
-    prefix = plugins_package(registry) + "."
     conflicts = []
     for mapper in getattr(getattr(load_base(registry), "registry", None), "mappers", ()):
         module = mapper.class_.__module__
-        if module.startswith(prefix):
+        if plugin_of_module(registry, module) is not None:
             continue
         for table in mapper.tables:
             for owner in registry.owners.get(table.name, ()):
                 conflicts.append(Problem(
                     f'table "{table.name}" is owned twice: registered to plugin "{owner}" and defined by the core '
                     f"models ({module})",
-                    f"move the model into {registry.plugins_dir}/{owner}/models.py, or remove the table "
-                    f"from the plugin's tables",
+                    f"move the model into the plugin's models module ({registry.entry(owner).models_module}), "
+                    f"or remove the table from the plugin's tables",
                 ))
     return conflicts

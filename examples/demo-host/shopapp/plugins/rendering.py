@@ -79,7 +79,7 @@ class TemplateRenderer:
         except Exception as error:  # OutsidePath, a YAML refusal, a bad _envops: one line each
             raise TemplateUnusable(
                 f"this template version cannot be read: {error_summary(error)}; nothing outside it was read",
-                "record another version of the template (`copier update --trust --defaults --vcs-ref=TAG -a FILE`)",
+                "record another version of the template (`copier update --defaults --vcs-ref=TAG -a FILE`)",
             ) from None
         self.exclude = self.config.get("_exclude", [] if subdirectory else _DEFAULT_EXCLUDE)
         self._compiled: dict[str, Any] = {}

@@ -27,6 +27,7 @@ SCAFFOLDING = (
     "__init__.py",
     "migrations/alembic.ini",
     "migrations/env.py",
+    "migrations/plugin.json",
     "migrations/script.py.mako",
     "migrations/versions/0001_baseline.py",
 )
@@ -39,6 +40,8 @@ class Removal:
     outcome: Outcome
     deleted: tuple[str, ...] = ()
     left: tuple[str, ...] = ()
+    #: For a plugin shipped as a package: the installed distribution, which only pip takes away.
+    distribution: str | None = None
 
 
 def refuse_dependents(chains: Chains, name: str) -> None:
@@ -65,6 +68,9 @@ def remove(chains: Chains, name: str, confirm: Confirm | None = None, delete_cod
             outcome = Outcome(name, Status.DOWNGRADED, None, None)
         if entry.version_table in inspect(connection).get_table_names():
             Table(entry.version_table, MetaData()).drop(connection)
+    if entry.distribution:  # its files belong to the installed package: never delete inside site-packages
+        _drop_registry_entry(chains.registry.path, name)
+        return Removal(outcome, distribution=entry.distribution)
     deleted, left = _delete_files(chains, name, delete_code)
     return Removal(outcome, deleted, left)
 
@@ -114,7 +120,11 @@ def _remove_empty_folders(folder: Path) -> None:
 
 
 def _drop_registry_entry(path: Path, name: str) -> None:
-    """registry.json without ``name``, written as the template's registry hook writes it."""
+    """The registry.json index without ``name``, written as sync-registry writes it."""
+    if not path.is_file():
+        return
     data = json.loads(path.read_text(encoding="utf-8"))
-    data["plugins"].pop(name, None)
+    if name not in data.get("plugins", {}):
+        return
+    data["plugins"].pop(name)
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")

@@ -1,27 +1,30 @@
 """The owner registry: which plugin owns which tables, and which plugins come first.
 
-``registry.json`` beside this module is the single source of truth. Copier
-writes each plugin's entry when the plugin is scaffolded or updated
-(``copier copy`` / ``copier update`` of the plugin scope); people review it in
-diffs. Ownership is decided by this file alone, never by which modules happen
-to be imported.
+Each plugin declares its entry in ``PLUGINS_DIR/NAME/migrations/plugin.json``,
+a file Copier renders from the plugin's answers on every copy and update, so
+no Copier task (and no ``--trust``) is needed to keep it. ``registry.json``
+beside this module is the index of those declarations that
+``sync-registry`` writes: Copier's validators read it to refuse a table that
+another plugin owns before anything is written, and it still holds the entries
+of plugins scaffolded before plugin.json existed. A declaration wins over the
+index. Ownership is decided by these files alone, never by which modules
+happen to be imported.
 
-``Registry.load()`` reads it once into a frozen value that every command
+``Registry.load()`` reads them once into a frozen value that every command
 passes around; owners, dependency order and plugin folders derive from it.
 """
 
 from __future__ import annotations
 
 import graphlib
-import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
 from types import MappingProxyType
-from typing import TypeGuard
 
+from .declarations import read_declarations, read_index, read_installed
 from .errors import PluginMigrationError, RegistryError
 from .settings import PLUGINS_DIR
 
@@ -34,6 +37,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[__name__.count(".")]
 
 #: File beside a plugin's versions/ folder holding its frozen baseline.
 FROZEN_BASELINE = "baseline_schema.py"
+
 
 _PLUGIN_NAME = re.compile(r"[a-z][a-z0-9_]{0,17}")
 _TABLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -58,6 +62,14 @@ class PluginEntry:
     tables: tuple[str, ...]
     depends_on: tuple[str, ...]
     folder: Path
+    #: The import package holding the plugin's migrations/ and models ("" when unknown).
+    package: str = ""
+    #: The installed distribution that ships the plugin, or None for one in the app's repository.
+    distribution: str | None = None
+
+    @property
+    def models_module(self) -> str:
+        return f"{self.package}.models"
 
     @property
     def migrations_dir(self) -> Path:
@@ -103,30 +115,23 @@ class Registry:
 
     @classmethod
     def load(cls, path: Path = REGISTRY_PATH, root: Path = PROJECT_ROOT, plugins_dir: str = PLUGINS_DIR) -> Registry:
-        """Read the file; raise RegistryError, naming the file and entry, when it is not a registry at all."""
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        """Read the index and every declaration; raise RegistryError, naming the file, for one that is not valid."""
+        in_repository = {**read_index(path), **read_declarations(root / plugins_dir)}
+        installed = read_installed()
+        for name in sorted(set(installed) & set(read_declarations(root / plugins_dir))):
             raise RegistryError(
-                f"{path}: registry not found; run `copier update --trust -a .copier-answers.host.yml` to restore it"
-            ) from None
-        except json.JSONDecodeError as error:
-            raise RegistryError(f"{path}: not valid JSON ({error}); fix the file or restore it from git") from None
-        except RecursionError:
-            raise RegistryError(f"{path}: nested too deeply to be a registry; restore it from git") from None
-        plugins = data.get("plugins") if isinstance(data, dict) else None
-        if not isinstance(plugins, dict):
-            raise RegistryError(f'{path}: expected an object with a "plugins" object, found {type(plugins).__name__}')
-        entries: dict[str, PluginEntry] = {}
-        for name, entry in plugins.items():
-            if not isinstance(entry, dict):
-                raise RegistryError(f'{path}: entry "{name}" must be an object with "tables" and "depends_on"')
-            tables, depends_on = entry.get("tables"), entry.get("depends_on", [])
-            if not _string_list(tables):
-                raise RegistryError(f'{path}: entry "{name}": "tables" must be a list of table names (empty for none yet)')
-            if not _string_list(depends_on):
-                raise RegistryError(f'{path}: entry "{name}": "depends_on" must be a list of plugin names')
-            entries[name] = PluginEntry(name, tuple(tables), tuple(depends_on), root / plugins_dir / name)
+                f'plugin "{name}" is both the folder {plugins_dir}/{name} and the installed package '
+                f"{installed[name].package} ({installed[name].distribution}); keep one: remove the folder, "
+                f"or `pip uninstall {installed[name].distribution}`"
+            )
+        packages = plugins_dir.replace("/", ".")
+        entries = {
+            name: PluginEntry(
+                name, plugin.tables, plugin.depends_on, plugin.folder or root / plugins_dir / name,
+                plugin.package or f"{packages}.{name}", plugin.distribution,
+            )
+            for name, plugin in sorted({**in_repository, **installed}.items())
+        }
         return cls(path, root, plugins_dir, MappingProxyType(entries))
 
     # -- what derives from the entries -------------------------------------
@@ -242,7 +247,7 @@ class Registry:
             if not entry.alembic_ini.is_file():
                 problems.append(Problem(
                     f'entry "{name}" has no scaffolding ({entry.alembic_ini} is missing)',
-                    f"restore it with `copier recopy --trust --defaults --vcs-ref=:current: "
+                    f"restore it with `copier recopy --defaults --vcs-ref=:current: "
                     f"-a .copier-answers.plugin-{name}.yml`, or remove the entry",
                 ))
         problems.extend(
@@ -253,8 +258,8 @@ class Registry:
         problems.extend(
             Problem(
                 f"{self.plugins_dir}/{folder.name} has migrations but no entry",
-                f"run `python -m {_RUNTIME} sync-registry` (from the answers files), "
-                f"`copier update --trust -a .copier-answers.plugin-{folder.name}.yml`, or remove the folder",
+                f"`copier update --defaults -a .copier-answers.plugin-{folder.name}.yml` (writes its plugin.json), "
+                f"`python -m {_RUNTIME} sync-registry` (from its answers file), or remove the folder",
             )
             for folder in self.plugin_folders()
             if (folder / "migrations" / "alembic.ini").is_file() and folder.name not in self.entries
@@ -296,14 +301,10 @@ class Registry:
 
 @cache
 def default_registry() -> Registry:
-    """registry.json, read once on first use by code that no command hands a registry to.
+    """The registry, read once on first use by code that no command hands a registry to.
 
     Plain ``alembic -c .../alembic.ini``, the core app's env.py filters and
     ``PLUGIN_TABLE_OWNERS`` use it; the plugin commands read the file once
     themselves and pass that value along.
     """
     return Registry.load()
-
-
-def _string_list(value: object) -> TypeGuard[list[str]]:
-    return isinstance(value, list) and all(isinstance(item, str) for item in value)

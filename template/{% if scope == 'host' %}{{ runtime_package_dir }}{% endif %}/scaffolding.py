@@ -2,8 +2,8 @@
 
 ``check-scaffolding`` renders every ``.copier-answers*.yml`` at its recorded
 template version, in memory, and compares the result with the working tree,
-which it never writes. ``sync-registry`` rewrites registry.json from the
-answers files. (``update-scaffolding`` is ``updating``'s.)
+which it never writes. ``sync-registry`` rewrites the registry.json index
+from the plugins' plugin.json declarations. (``update-scaffolding`` is ``updating``'s.)
 
 What it reads stays inside the repository, or inside the exported template
 (``paths``); it renders only the template source that the host's answers file
@@ -30,6 +30,7 @@ from .conflicts import CONFLICT_PROBLEM, conflict_fix, holds_conflict_markers
 from .errors import PluginMigrationError
 from .fetching import TemplateUnusable, TemplateVersion, TemplateVersions
 from .paths import OutsidePath, confine, read_bytes_inside
+from .declarations import read_declarations, read_installed
 from .registry import PROJECT_ROOT, REGISTRY_PATH
 from .rendering import Files, TemplateRenderer, copier_render
 from .settings import PLUGINS_DIR
@@ -68,18 +69,20 @@ class Report:
 
 
 def expected_registry(answers_files: list[AnswersFile], root: Path = PROJECT_ROOT) -> dict[str, Any]:
-    """registry.json as the answers files of the plugins present define it."""
-    return {
-        "plugins": {
-            a.plugin: {"tables": list(a.answers.get("tables", [])), "depends_on": list(a.answers.get("depends_on", []))}
-            for a in answers_files
-            if a.plugin and (root / PLUGINS_DIR / a.plugin).is_dir()
-        }
+    """registry.json as the plugins present declare them: in plugin.json (in PLUGINS_DIR or an installed
+    package's), else (older scaffolds) in their answers files."""
+    plugins = {
+        a.plugin: {"tables": list(a.answers.get("tables", [])), "depends_on": list(a.answers.get("depends_on", []))}
+        for a in answers_files
+        if a.plugin and (root / PLUGINS_DIR / a.plugin).is_dir()
     }
+    for name, declared in {**read_declarations(root / PLUGINS_DIR), **read_installed()}.items():
+        plugins[name] = {"tables": list(declared.tables), "depends_on": list(declared.depends_on)}
+    return {"plugins": dict(sorted(plugins.items()))}
 
 
 def render_registry(registry: dict[str, Any]) -> str:
-    """The registry file's text; the same format the template's registry hook writes."""
+    """The registry file's text: sorted keys, one table per line, for reviewable diffs."""
     return json.dumps(registry, indent=2, sort_keys=True) + "\n"
 
 
@@ -92,7 +95,7 @@ def _unified(expected: str, actual: str, expected_label: str, actual_label: str)
 
 
 def _recopy(answers_file: AnswersFile) -> str:
-    return f"copier recopy --trust --defaults --overwrite --vcs-ref=:current: -a {answers_file.name}"
+    return f"copier recopy --defaults --overwrite --vcs-ref=:current: -a {answers_file.name}"
 
 
 class _Scaffold:
@@ -245,7 +248,7 @@ def _behind(answers_file: AnswersFile, versions: TemplateVersions) -> Iterator[F
         yield Finding(
             answers_file.name,
             f"{answers_file.label} is at template {commit}, the newest is {newest}",
-            f"copier update --trust --defaults -a {answers_file.name}",
+            f"copier update --defaults -a {answers_file.name}",
             only_behind=True,
         )
 
@@ -273,9 +276,9 @@ def _check_registry(root: Path, answers_files: list[AnswersFile]) -> Iterator[Fi
     if actual != expected:
         yield Finding(
             relative,
-            "differs from what the plugins' answers files say",
+            "is out of date: the plugins' plugin.json files say otherwise",
             f"{fix} (or `copier update` the plugin with the answers you meant)",
-            _unified(render_registry(expected), render_registry(actual), "answers files", f"working tree: {relative}"),
+            _unified(render_registry(expected), render_registry(actual), "plugin.json files", f"working tree: {relative}"),
         )
 
 
@@ -288,13 +291,13 @@ def _check_orphan_plugins(root: Path, answers_files: list[AnswersFile]) -> Itera
             yield Finding(
                 f"{PLUGINS_DIR}/{name}",
                 f"plugin folder without an answers file (.copier-answers.plugin-{name}.yml)",
-                f"record its answers with `copier copy --trust --defaults -d plugin_name={name} -d 'tables=[...]' TEMPLATE .` "
-                f"(keep your files when asked), or remove the folder",
+                f"record its answers with `copier copy --defaults --overwrite -d plugin_name={name} -d 'tables=[...]' TEMPLATE .` "
+                f"(then `git diff` and restore what you had changed), or remove the folder",
             )
 
 
 def sync_registry(root: Path = PROJECT_ROOT) -> bool:
-    """Rewrite registry.json from the answers files; True when it changed."""
+    """Rewrite the registry.json index from the plugins' declarations; True when it changed."""
     try:
         path, _ = _registry_path(root)
     except OutsidePath as error:
