@@ -298,3 +298,26 @@ def test_downgrading_below_a_revision_another_plugin_needs_is_refused(linked: Ho
     ok(linked.plugin_cli("downgrade", "comments", "0001_baseline_comments", "--yes"))
     ok(linked.plugin_cli("downgrade", "blog", "0001_baseline_blog", "--yes"))
     assert linked.database.version_of("blog") == ["0001_baseline_blog"]
+
+
+# -- the plan -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("new_database", ["sqlite"], indirect=True)
+def test_the_plan_holds_back_a_revision_whose_dependency_would_stay_below_it(linked: Host) -> None:
+    """The commands upgrade dependencies to their heads; a plan with a lower target for one skips what needs more."""
+    result = linked.python(
+        "from shopapp.plugins import PluginManager\n"
+        "from shopapp.plugins.plan import make_plan\n"
+        "from shopapp.plugins.versions import DatabaseState\n"
+        "chains = PluginManager().chains\n"
+        "targets = {'blog': '0001_baseline_blog'}\n"
+        "for step in make_plan(chains, DatabaseState(frozenset(), {}), ['blog', 'comments'], targets):\n"
+        "    print(step.plugin, step.action, step.reason)\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "blog install ",
+        "comments skip 0002_comments depends on blog@0002_blog, which blog would not reach "
+        "(it would be at 0001_baseline_blog)",
+    ]

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import partial
 
-from alembic.util import CommandError
-
 from .chains import Chains
 from .errors import PluginMigrationError, describe_user_error
 from .registry import PluginEntry
@@ -103,7 +101,7 @@ def make_plan(chains: Chains, state: DatabaseState, names: Sequence[str], target
         raise PluginMigrationError(f"{problems[0]}; nothing was migrated{more}")
     steps: list[Step] = []
     held_back: set[str] = set()  # refused plugins, and the plugins that wait for them
-    reached: dict[str, str | None] = {}  # where each planned plugin ends
+    planned: dict[str, Step] = {}  # the steps that will run, or find their plugin current
     for name in names:
         entry = chains.registry.entry(name)
         target = targets.get(name, "head")
@@ -112,12 +110,12 @@ def make_plan(chains: Chains, state: DatabaseState, names: Sequence[str], target
             steps.append(Step(name, Action.SKIP, None, target, f'dependency "{blocked}" would not upgrade'))
         else:
             step = _decide_or_refuse(chains, entry, state, target)
-            unmet = _unmet_link(chains, step, reached, state) if step.action in RUNS_REVISIONS else None
+            unmet = _unmet_link(chains, step, planned, state) if step.action in RUNS_REVISIONS else None
             steps.append(step if unmet is None else Step(name, Action.SKIP, step.current, target, unmet))
         if steps[-1].action in (Action.REFUSE, Action.SKIP):
             held_back.add(name)
         else:
-            reached[name] = _end(chains, steps[-1])
+            planned[name] = steps[-1]
     return steps
 
 
@@ -137,22 +135,26 @@ def _end(chains: Chains, step: Step) -> str | None:
     return chains.head(step.plugin) if step.target == "head" else step.target
 
 
-def _unmet_link(chains: Chains, step: Step, reached: Mapping[str, str | None], state: DatabaseState) -> str | None:
+def _unmet_link(chains: Chains, step: Step, planned: Mapping[str, Step], state: DatabaseState) -> str | None:
     """Why a revision of the step cannot run yet: another plugin's revision it depends on would not be applied.
 
-    The plugins a revision may depend on are upgraded before it, to their heads, so this holds but for
-    a target below a head; a plugin outside the plan stays where the database has it.
+    The plugins a revision may depend on are upgraded before it, to their
+    heads, so this holds but for a target below a head; a plugin outside the
+    plan stays where the database has it. A chain or target Alembic cannot
+    read is left to the run, which reports it for that plugin.
     """
-    links = chains.links(step.plugin)
     try:
+        links = chains.links(step.plugin)
         running = set(step_revisions(chains, step)) if links else set()
-    except CommandError:
-        return None  # a target Alembic cannot read: its upgrade says so
-    for link in links:
-        if link.revision not in running or link.on_plugin is None or link.on_revision is None:
-            continue
-        recorded = state.recorded.get(link.on_plugin, ())
-        there = reached[link.on_plugin] if link.on_plugin in reached else (recorded[0] if len(recorded) == 1 else None)
-        if there is None or link.on_revision not in chains.span(link.on_plugin, there, None):
-            return f"{link}, which {link.on_plugin} would not reach (it would be at {there or 'base'})"
+        for link in links:
+            if link.revision not in running or link.on_plugin is None or link.on_revision is None:
+                continue
+            recorded = state.recorded.get(link.on_plugin, ())
+            there = _end(chains, planned[link.on_plugin]) if link.on_plugin in planned else (
+                recorded[0] if len(recorded) == 1 else None
+            )
+            if there is None or link.on_revision not in chains.span(link.on_plugin, there, None):
+                return f"{link}, which {link.on_plugin} would not reach (it would be at {there or 'base'})"
+    except Exception:  # noqa: BLE001  (the user's revision files and targets: see the docstring)
+        return None
     return None
