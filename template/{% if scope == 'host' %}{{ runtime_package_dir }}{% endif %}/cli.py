@@ -222,7 +222,8 @@ def history(ctx: click.Context, name: str) -> None:
     for revision in _manager(ctx).history(name):
         marks = [mark for mark in ("head", "current") if revision[mark]]
         suffix = f" ({', '.join(marks)})" if marks else ""
-        click.echo(f"{revision['down_revision'] or '<base>'} -> {revision['revision']}{suffix}, {revision['message']}")
+        needs = f"; depends on {', '.join(revision['depends_on'])}" if revision["depends_on"] else ""
+        click.echo(f"{revision['down_revision'] or '<base>'} -> {revision['revision']}{suffix}, {revision['message']}{needs}")
 
 
 @click.command()
