@@ -104,9 +104,10 @@ def host(badges_host_template: Path, tmp_path: Path, database: Database) -> Host
     return host
 
 
-def legacy_alembic(host: Host, *args: str):
+def legacy_alembic(host: Host, *args: str, database: Database | None = None):
     """The core app's own Alembic on the shared table, as it ran before the import."""
-    result = run([sys.executable, "-m", "alembic", "-c", INI, *args], host.root, {"DATABASE_URL": host.database.url})
+    url = (database or host.database).url
+    result = run([sys.executable, "-m", "alembic", "-c", INI, *args], host.root, {"DATABASE_URL": url})
     assert result.returncode == 0, result.stderr
     return result
 
@@ -180,6 +181,22 @@ def test_import_moves_the_branch_and_the_new_chain_upgrades_further(host: Host) 
     assert shared_rows(host.database) == {"t1ticket", "c1core"}
 
 
+def test_every_other_database_follows_once_the_files_have_left_the_old_place(host: Host, new_database) -> None:
+    production = new_database()
+    legacy_alembic(host, "upgrade", "heads", database=production)
+    ok(host.plugin_cli("import-history", "badges", "--from", INI, "--move-files"))
+    assert not list((host.root / LEGACY / "versions").glob("b*.py"))
+
+    lines = ok(host.plugin_cli("import-history", "badges", "--from", INI, database_url=production.url)).splitlines()
+    assert lines == [
+        "badges: its revision files are already imported",
+        "badges: moved b2badge from alembic_version to alembic_version_badges; alembic_version gets c1core back, "
+        "which that row stood for",
+    ]
+    assert shared_rows(production) == {"t1ticket", "c1core"} and production.version_of("badges") == ["b2badge"]
+    assert "c1core" in legacy_alembic(host, "current", database=production).stdout
+
+
 def test_the_flask_door_previews_the_same_sql(host: Host) -> None:
     preview = host.flask_cli("import-history", "badges", "--from", INI, "--sql", env={"DATABASE_URL": host.database.url})
     assert "INSERT INTO alembic_version_badges (version_num) VALUES ('b2badge');" in ok(preview)
@@ -206,6 +223,20 @@ def core_depends_on_the_branch(host: Host) -> None:
     write_revision(host.root / LEGACY / "versions", "c2_core.py", "c2core", "c1core", None, "b1badge", "pass")
 
 
+def grow_the_scaffold_chain(host: Host) -> None:
+    (host.root / "plugins/badges/migrations/versions/0002_more.py").write_text(
+        "revision = '0002_badges'\ndown_revision = '0001_baseline_badges'\n\n\ndef upgrade():\n    pass\n"
+    )
+
+
+def fork_the_branch(host: Host) -> None:
+    write_revision(host.root / LEGACY / "versions", "b3_fork.py", "b3badge", "b1badge", None, None, "pass")
+
+
+def merge_the_branch_with_the_core(host: Host) -> None:
+    write_revision(host.root / LEGACY / "versions", "b3_merge.py", "b3badge", ("b2badge", "c1core"), None, None, "pass")
+
+
 #: (extra arguments, a command run first, a change made first, the error)
 REFUSALS = [
     pytest.param(["--branch", "nope"], None, None,
@@ -219,6 +250,13 @@ REFUSALS = [
     pytest.param([], None, core_depends_on_the_branch,
                  'c2_core.py: revision c2core depends on b1badge of branch "badges", nothing was changed; '
                  "the branch cannot leave while other revisions need it", id="core-needs-the-branch"),
+    pytest.param([], None, grow_the_scaffold_chain, "versions already holds 0001_baseline.py, 0002_more.py, nothing "
+                 "was changed; the import makes the chain of a plugin whose chain is only its scaffold baseline",
+                 id="plugin-chain-has-grown"),
+    pytest.param([], None, fork_the_branch, 'branch "badges" has 2 heads (b2badge, b3badge), nothing was changed; '
+                 "merge them with the old environment's `alembic merge` first", id="branch-with-two-heads"),
+    pytest.param([], None, merge_the_branch_with_the_core, 'b3_merge.py: merges branch "badges" with c1core outside it, '
+                 "nothing was changed; a plugin's chain cannot hold a merge with the core", id="branch-merges-the-core"),
     pytest.param(["--version-table", "alembic version"], None, None,
                  '--version-table "alembic version": name the shared version table', id="bad-version-table"),
 ]
