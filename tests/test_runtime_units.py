@@ -24,10 +24,10 @@ import sqlalchemy as sa
 from flask import Flask
 
 MODULES = (
-    "alembic_template", "answers", "autogen", "baseline", "chains", "checks", "cli", "cli_options", "compare",
-    "conflicts", "database", "declarations", "downgrade", "errors", "fetching", "fleet", "metadata", "naming", "outcomes", "output",
-    "paths", "plan", "registry", "removal", "rendering", "replay", "review", "revisions", "rows", "scaffolding",
-    "survival", "updating", "upgrade", "versions",
+    "alembic_template", "answers", "autogen", "baseline", "branches", "chains", "checks", "cli", "cli_options",
+    "compare", "conflicts", "database", "declarations", "downgrade", "errors", "fetching", "fleet", "importing",
+    "metadata", "naming", "outcomes", "output", "paths", "plan", "registry", "removal", "rendering", "replay",
+    "review", "revisions", "rows", "scaffolding", "shared_versions", "survival", "updating", "upgrade", "versions",
 )
 
 

@@ -146,6 +146,14 @@ class Chains:
             raise PluginMigrationError(f'plugin "{name}" has {len(bases)} base revisions; its chain must start at one baseline')
         return bases[0]
 
+    def starts_at_scaffold_baseline(self, name: str) -> bool:
+        """Whether the chain starts at the scaffold's baseline, which builds the plugin's tables from its models.
+
+        An imported history (``import-history``) starts at a revision of its
+        own, which builds its tables itself, so it needs no frozen baseline.
+        """
+        return self.baseline_revision(name) == f"0001_baseline_{name}"
+
     def revision_count(self, name: str) -> int:
         return sum(1 for _ in self.script(name).walk_revisions())
 

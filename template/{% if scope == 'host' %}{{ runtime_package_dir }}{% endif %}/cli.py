@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -286,6 +287,32 @@ def check(names: tuple[str, ...], database_url: str | None) -> None:
     click.echo("models, registry and migrations agree")
 
 
+@click.command("import-history")
+@click.argument("name")
+@click.option("--from", "source", required=True, type=click.Path(exists=True, path_type=Path),
+              help="The old environment's alembic.ini, or the versions folder that holds the branch.")
+@click.option("--branch", "label", default=None, help="The branch label of NAME's revisions there [default: NAME].")
+@click.option("--version-table", "shared_table", default="alembic_version", show_default=True,
+              help="The shared version table that holds a row per branch head.")
+@click.option("--move-files", is_flag=True, help="Delete the branch's revision files from the old place once copied.")
+@writing_options
+@click.pass_context
+@fails_cleanly
+def import_history(
+    ctx: click.Context, name: str, source: Path, label: str | None, shared_table: str, move_files: bool, sql: bool,
+    lock_timeout: float | None,
+) -> None:
+    """Make branch NAME of an old shared Alembic history NAME's own chain, and move its version row."""
+    from .importing import describe, import_history as run_import
+
+    manager = _manager(ctx, lock_timeout)
+    report = run_import(manager.registry, manager.database, name, source, label, shared_table, sql, move_files)
+    for line in describe(report, name, manager.registry.root):
+        click.echo(line)
+    if report.sql is not None:
+        click.echo(report.sql, nl=False)
+
+
 @click.command("check-scaffolding")
 @click.option("--latest", is_flag=True, help="Also report scaffolds behind the newest template version (exit 2 if that is all).")
 @fails_cleanly
@@ -337,6 +364,7 @@ COMMANDS = [
     stamp,
     freeze_baseline,
     check,
+    import_history,
     check_scaffolding,
     sync_registry,
     update_scaffolding,
