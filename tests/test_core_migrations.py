@@ -20,8 +20,9 @@ import pytest
 
 from .helpers import Host, skip_unless_ci
 
-#: Where the core app's filters live in the runtime (one place, should the runtime move).
-FILTERS = "from shopapp.plugins.alembic_template import core_include_name, core_include_object"
+#: The demo host's runtime package: the one place this file names it.
+RUNTIME = "shopapp.plugins"
+FILTERS = f"from {RUNTIME}.alembic_template import core_include_name, core_include_object"
 
 FLASK_MIGRATE_APP = f"""
 from flask_migrate import Migrate
@@ -41,7 +42,7 @@ FLASK_ALEMBIC_APP = f"""
 from flask_alembic import Alembic
 
 from shopapp import create_app
-from shopapp.plugins.metadata import load_metadata
+from {RUNTIME}.metadata import load_metadata
 {FILTERS}
 
 app = create_app()
