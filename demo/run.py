@@ -48,6 +48,7 @@ def git_commit(dest: Path, message: str) -> None:
 def build_host(dest: Path, template: Path = TEMPLATE, quiet: bool = False) -> None:
     """Make the demo application in dest and scaffold the host and the six plugins into it."""
     shutil.copytree(HERE / "shopapp", dest / "shopapp")
+    shutil.copy(HERE / "pyproject.toml", dest / "pyproject.toml")
     run(["git", "init", "-q"], dest, quiet=True)
     git_commit(dest, "The shop app, before plugin migrations")
     run(copier("copy", "--defaults", "--quiet", "-d", "scope=host", "-d", "host_package=shopapp",

@@ -73,6 +73,12 @@ HOST_CASES = [
     ("plugins-dir-shadows-the-standard-library", {"plugins_dir": "json"},
      "'json' is not a valid plugins folder: plugins are imported as json.NAME, and 'json' is a standard-library or "
      "dependency module it would shadow; choose another folder."),
+    ("python-older-than-the-runtime", {"python_version": "3.10"},
+     "'3.10' is not a valid python_version: use 3.MINOR or 3.MINOR.PATCH, 3.11 or newer (the runtime needs 3.11), "
+     "or nothing to follow pyproject.toml's requires-python."),
+    ("python-version-as-a-range", {"python_version": ">=3.12"},
+     "'>=3.12' is not a valid python_version: use 3.MINOR or 3.MINOR.PATCH, 3.11 or newer (the runtime needs 3.11), "
+     "or nothing to follow pyproject.toml's requires-python."),
 ]
 PLUGIN_CASES = [
     ("dash-in-name", {"plugin_name": "Net-Work", "tables": ["t"]},

@@ -14,7 +14,8 @@ import yaml
 
 from .helpers import COPY_OPTIONS, TEMPLATE, Database, Host, copie_host, copie_plugin, make_sqlalchemy_app, run
 
-JINJA_LEFTOVER = re.compile(r"{{|{%")
+# GitHub Actions expressions (${{ ... }}) in the generated workflow are not Jinja.
+JINJA_LEFTOVER = re.compile(r"(?<!\$){{|{%")
 RUNTIME_FILES = {
     "__init__.py",
     "__main__.py",
@@ -83,9 +84,9 @@ def test_host_scope_renders_the_runtime(copie, template_repo: Path) -> None:
     assert "python -m shopapp.plugins check-scaffolding" in commands
     assert "python -m pytest tests/test_plugin_migrations.py" in commands
     hooks = yaml.safe_load((root / ".pre-commit-config.yaml").read_text())["repos"][0]["hooks"]
-    assert [hook["entry"] for hook in hooks] == [
-        "python -m shopapp.plugins check-scaffolding",
-        "python -m pytest -q tests/test_plugin_migrations.py",
+    assert [hook["args"] for hook in hooks] == [
+        ["-m", "shopapp.plugins", "check-scaffolding"],
+        ["-m", "pytest", "-q", "tests/test_plugin_migrations.py"],
     ]
     assert not (root / "plugins").exists(), "the host scope wrote plugin files"
     assert_no_jinja_left(root)
@@ -106,6 +107,7 @@ def test_host_scope_renders_the_runtime(copie, template_repo: Path) -> None:
         "plugins_dir": "plugins",
         "runtime_package": "shopapp.plugins",
         "table_prefix": "",
+        "python_version": "",
     }
 
 

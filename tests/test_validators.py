@@ -45,6 +45,9 @@ def rule(macro: str, *args) -> str:
         ("tables", (["poser_widgets", "poser_parts"], "widgets", "poser_", REGISTRY, False)),
         ("depends_on", (["usb", "network"], "printers", REGISTRY)),
         ("depends_on", ([], "printers", {})),
+        ("python_version", ("",)),
+        ("python_version", ("3.11",)),
+        ("python_version", ("3.13.2",)),
     ],
     ids=lambda value: repr(value)[:30],
 )
@@ -96,6 +99,7 @@ def test_trailing_newlines_never_pass() -> None:
     assert rule("table_prefix", "poser_\n") != ""
     assert rule("tables", ["audit_log\n"], "audit", "", {}, False) != ""
     assert rule("depends_on", ["network\n"], "audit", {}) != ""
+    assert rule("python_version", "3.12\n") != ""
 
 
 def test_a_plugin_inside_the_runtime_folder_cannot_take_a_runtime_module_name() -> None:
