@@ -28,6 +28,7 @@ RUNTIME_FILES = {
     "checks.py",
     "cli.py",
     "cli_options.py",
+    "cli_scaffolding.py",
     "compare.py",
     "conflicts.py",
     "declarations.py",

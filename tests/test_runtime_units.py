@@ -25,7 +25,7 @@ from flask import Flask
 
 MODULES = (
     "alembic_template", "answers", "autogen", "baseline", "branches", "chains", "checks", "cli", "cli_options",
-    "compare", "conflicts", "database", "declarations", "downgrade", "errors", "fetching", "fleet", "importing",
+    "cli_scaffolding", "compare", "conflicts", "database", "declarations", "downgrade", "errors", "fetching", "fleet", "importing",
     "metadata", "naming", "outcomes", "output", "paths", "plan", "registry", "removal", "rendering", "replay",
     "review", "revisions", "rows", "scaffolding", "shared_versions", "survival", "updating", "upgrade", "versions",
 )

@@ -31,6 +31,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable, DropTable, sort_tables
 
 from .autogen import enum_types, prepare_revision, render_item
 from .baseline import FrozenTable, load_frozen_baseline
+from .chains import confine
 from .database import backend_name, make_engine, resolve_url
 from .errors import PluginMigrationError
 from .metadata import load_metadata
@@ -195,6 +196,7 @@ def run_plugin_migrations(plugin_name: str) -> None:
 def _run_plugin_migrations(plugin_name: str) -> None:
     config = context.config
     registry = _registry()
+    confine(context.script, config.attributes.get("revision_map"))  # depends_on another plugin's revision
     if config.config_file_name is not None and "connection" not in config.attributes:
         # Plain `alembic -c .../alembic.ini`: honour the ini's logging setup.
         fileConfig(config.config_file_name, disable_existing_loggers=False)
@@ -293,7 +295,5 @@ def core_include_name(name: str | None, type_: str, parent_names: dict[str, Any]
 
 def core_include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
     """``include_object`` for the core app's env.py (Alembic or Flask-Migrate): core tables only."""
-    if type_ == "table":
-        return not _is_plugin_table(name)
-    table = getattr(obj, "table", None)
-    return not (table is not None and _is_plugin_table(table.name))
+    table = name if type_ == "table" else getattr(getattr(obj, "table", None), "name", None)
+    return not _is_plugin_table(table)

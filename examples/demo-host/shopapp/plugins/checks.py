@@ -77,10 +77,12 @@ def dependency_problems(registry: Registry) -> list[str]:
 
 
 def chain_problems(chains: Chains, names: Sequence[str]) -> list[str]:
-    """A chain that grew past its baseline must have a frozen baseline."""
-    problems = []
+    """A chain that grew past its scaffold baseline must have a frozen baseline (an imported one needs none);
+    its revisions may depend only on known revisions of the plugins it depends on."""
+    problems = chains.link_problems(names)
     for name in names:
-        if chains.revision_count(name) > 1 and not chains.registry.entry(name).frozen_baseline.exists():
+        if (chains.revision_count(name) > 1 and chains.starts_at_scaffold_baseline(name)
+                and not chains.registry.entry(name).frozen_baseline.exists()):
             baseline = chains.baseline_revision(name)
             problems.append(
                 f'plugin "{name}": its chain grew past {baseline} without a frozen baseline, so '

@@ -8,67 +8,36 @@ goes through ``fails_cleanly`` and becomes one ``Error: ...`` line on stderr
 and exit status 1.
 
 What commands print lives in ``output``; the options several commands share,
-and the question asked before data is dropped, in ``cli_options``. Over 300
-lines on purpose: it is the whole command set, each command a few lines with
-its options, so that ``--help`` and this file read the same.
+the error handling and the question asked before data is dropped, in
+``cli_options``; the commands that need Copier and no database, in
+``cli_scaffolding``. Over 300 lines on purpose: it is the whole database
+command set, each command a few lines with its options, so that ``--help``
+and this file read the same.
 """
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
-from alembic.util import CommandError
-from sqlalchemy.exc import SQLAlchemyError
 
 from . import PluginManager
 from .checks import check as check_chains
-from .cli_options import configure_logging, confirm_drop, database_options, json_option, writing_options
-from .errors import PluginMigrationError, RegistryError, describe_user_error, error_summary, user_code_location
+from .cli_options import configure_logging, confirm_drop, database_options, fails_cleanly, json_option, writing_options
+from .cli_scaffolding import SCAFFOLDING_COMMANDS
+from .errors import RegistryError
 from .fleet import read_urls, status_many, upgrade_many
 from .outcomes import Status
 from .output import print_outcomes, print_runs, print_statuses, print_table
-from .registry import PROJECT_ROOT, Registry
-
-
-def fails_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn the errors a user can act on into click's one-line ``Error: ...`` and exit 1.
-
-    That includes any exception raised by the user's own code (a revision
-    that cannot be imported, a models module that raises), named by file and
-    line. An exception from this runtime itself keeps its traceback: it is a
-    bug to report, not a mistake to fix.
-    """
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except (PluginMigrationError, CommandError) as error:
-            raise click.ClickException(str(error)) from None
-        except SQLAlchemyError as error:
-            raise click.ClickException(f"database error: {error_summary(error)}") from None
-        except Exception as error:
-            if user_code_location(error, PROJECT_ROOT) is None:
-                raise
-            raise click.ClickException(describe_user_error(error, PROJECT_ROOT)) from None
-
-    return wrapper
+from .registry import Registry
 
 
 def _manager(ctx: click.Context, lock_timeout: float | None = None, database_url: str | None = None) -> PluginManager:
     manager = PluginManager(database_url, lock_timeout=lock_timeout, app=ctx.obj)
     ctx.call_on_close(manager.dispose)
     return manager
-
-
-
-
-
-
 
 
 @click.command("list")
@@ -81,9 +50,6 @@ def list_plugins() -> None:
         for name in registry.order
     ]
     print_table(["plugin", "tables", "depends on"], rows)
-
-
-
 
 
 def _fleet(database_urls: tuple[str, ...]) -> list[str] | None:
@@ -210,9 +176,6 @@ def remove(ctx: click.Context, name: str, yes: bool, delete_code: bool, sql: boo
         click.echo(f"left for you: {path} (delete it, or run remove with --delete-code)")
 
 
-
-
-
 @click.command()
 @click.argument("name")
 @click.pass_context
@@ -222,7 +185,8 @@ def history(ctx: click.Context, name: str) -> None:
     for revision in _manager(ctx).history(name):
         marks = [mark for mark in ("head", "current") if revision[mark]]
         suffix = f" ({', '.join(marks)})" if marks else ""
-        click.echo(f"{revision['down_revision'] or '<base>'} -> {revision['revision']}{suffix}, {revision['message']}")
+        needs = f"; depends on {', '.join(revision['depends_on'])}" if revision["depends_on"] else ""
+        click.echo(f"{revision['down_revision'] or '<base>'} -> {revision['revision']}{suffix}, {revision['message']}{needs}")
 
 
 @click.command()
@@ -285,43 +249,30 @@ def check(names: tuple[str, ...], database_url: str | None) -> None:
     click.echo("models, registry and migrations agree")
 
 
-@click.command("check-scaffolding")
-@click.option("--latest", is_flag=True, help="Also report scaffolds behind the newest template version (exit 2 if that is all).")
+@click.command("import-history")
+@click.argument("name")
+@click.option("--from", "source", required=True, type=click.Path(exists=True, path_type=Path),
+              help="The old environment's alembic.ini, or the versions folder that holds the branch.")
+@click.option("--branch", "label", default=None, help="The branch label of NAME's revisions there [default: NAME].")
+@click.option("--version-table", "shared_table", default="alembic_version", show_default=True,
+              help="The shared version table that holds a row per branch head.")
+@click.option("--move-files", is_flag=True, help="Delete the branch's revision files from the old place once copied.")
+@writing_options
+@click.pass_context
 @fails_cleanly
-def check_scaffolding(latest: bool) -> None:
-    """Check that generated files and the registry are what the template generates (needs Copier)."""
-    from .scaffolding import check_scaffolding as check
+def import_history(
+    ctx: click.Context, name: str, source: Path, label: str | None, shared_table: str, move_files: bool, sql: bool,
+    lock_timeout: float | None,
+) -> None:
+    """Make branch NAME of an old shared Alembic history NAME's own chain, and move its version row."""
+    from .importing import describe, import_history as run_import
 
-    report = check(latest=latest)
-    for finding in report.findings:
-        click.echo(finding.render())
-    if report.exit_code == 1:
-        problems = [f for f in report.findings if not f.only_behind]
-        raise click.ClickException(f"{len(problems)} scaffolding problem(s), each with its fix above")
-    if report.exit_code == 2:
-        click.echo(f"{len(report.findings)} scaffold(s) behind the newest template version", err=True)
-        raise SystemExit(2)
-    click.echo("scaffolding matches the template")
-
-
-@click.command("sync-registry")
-@fails_cleanly
-def sync_registry() -> None:
-    """Rewrite registry.json from the plugins' answers files (needs PyYAML, which Copier brings)."""
-    from .scaffolding import sync_registry as sync
-
-    click.echo("registry.json rewritten from the plugins' plugin.json files" if sync() else "registry.json already matches the plugins' plugin.json files")
-
-
-@click.command("update-scaffolding")
-@click.option("--vcs-ref", default=None, help="Template version to update to [default: the newest].")
-@fails_cleanly
-def update_scaffolding(vcs_ref: str | None) -> None:
-    """copier update the host, then every plugin, one commit each; stops at the first conflict."""
-    from .updating import update_scaffolding as update
-
-    changed = update(vcs_ref=vcs_ref, echo=click.echo)
-    click.echo(f"{changed} scaffold(s) updated and committed")
+    manager = _manager(ctx, lock_timeout)
+    report = run_import(manager.registry, manager.database, name, source, label, shared_table, sql, move_files)
+    for line in describe(report, name, manager.registry.root):
+        click.echo(line)
+    if report.sql is not None:
+        click.echo(report.sql, nl=False)
 
 
 COMMANDS = [
@@ -336,13 +287,9 @@ COMMANDS = [
     stamp,
     freeze_baseline,
     check,
-    check_scaffolding,
-    sync_registry,
-    update_scaffolding,
+    import_history,
+    *SCAFFOLDING_COMMANDS,
 ]
-
-
-
 
 
 def make_cli(app: Any = None) -> click.Group:

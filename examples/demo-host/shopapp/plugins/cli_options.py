@@ -1,12 +1,43 @@
-"""The click options several commands share, the question asked before data is dropped, and logging."""
+"""What every command shares: its error handling, the click options several take, the question asked before data is dropped, logging."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import click
+from alembic.util import CommandError
+from sqlalchemy.exc import SQLAlchemyError
+
+from .errors import PluginMigrationError, describe_user_error, error_summary, user_code_location
+from .registry import PROJECT_ROOT
+
+
+def fails_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the errors a user can act on into click's one-line ``Error: ...`` and exit 1.
+
+    That includes any exception raised by the user's own code (a revision
+    that cannot be imported, a models module that raises), named by file and
+    line. An exception from this runtime itself keeps its traceback: it is a
+    bug to report, not a mistake to fix.
+    """
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (PluginMigrationError, CommandError) as error:
+            raise click.ClickException(str(error)) from None
+        except SQLAlchemyError as error:
+            raise click.ClickException(f"database error: {error_summary(error)}") from None
+        except Exception as error:
+            if user_code_location(error, PROJECT_ROOT) is None:
+                raise
+            raise click.ClickException(describe_user_error(error, PROJECT_ROOT)) from None
+
+    return wrapper
 
 
 def writing_options(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 
 from alembic import command
+from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 from sqlalchemy import column as sql_column
 from sqlalchemy import inspect, literal, select
@@ -21,7 +22,7 @@ from .chains import Chains
 from .errors import LOCK_NOT_AVAILABLE, PluginMigrationError, error_summary, sqlstate
 from .outcomes import Outcome, Status
 from .registry import Registry
-from .versions import current_revision
+from .versions import current_revision, read_state
 
 #: SQLSTATE of "cannot drop ... because other objects depend on it".
 DEPENDENT_OBJECTS_STILL_EXIST = "2BP01"
@@ -49,6 +50,7 @@ def downgrade_in(
     """``downgrade`` inside a transaction the caller holds (``remove`` adds its own step after it)."""
     registry, entry = chains.registry, chains.registry.entry(name)
     before = current_revision(connection, entry)
+    _refuse_needed(chains, connection, name, before, revision)
     incoming = foreign_keys_into(connection, set(entry.tables))
     tables_before = set(inspect(connection).get_table_names())
     columns_before = _columns(connection, entry.tables)
@@ -108,14 +110,49 @@ def downgrade_sql(chains: Chains, name: str, revision: str) -> str:
     entry = chains.registry.entry(name)
     with chains.database.connect() as connection:
         current = current_revision(connection, entry)
-    if current is None:
-        raise PluginMigrationError(f'plugin "{name}" is not installed in this database: nothing to downgrade')
+        if current is None:
+            raise PluginMigrationError(f'plugin "{name}" is not installed in this database: nothing to downgrade')
+        _refuse_needed(chains, connection, name, current, revision)
     buffer = io.StringIO()
     try:
         command.downgrade(chains.config(name, sql_buffer=buffer), f"{current}:{revision}", sql=True)
     except CommandError as error:
         raise PluginMigrationError(f'plugin "{name}": {error}') from None
     return f"-- plugin {name}: {current} -> {revision}\n{buffer.getvalue()}"
+
+
+def _refuse_needed(chains: Chains, connection: Connection, name: str, current: str | None, revision: str) -> None:
+    """Refuse a downgrade that would take away a revision on which another plugin's applied revision depends.
+
+    The dependant goes down first: a revision's own downgrade may still need
+    the other plugin's tables as that revision left them.
+    """
+    if current is None:
+        return
+    try:
+        revisions = chains.script(name).revision_map.iterate_revisions(current, revision, select_for_downgrade=True)
+        going = {script.revision for script in revisions}
+    except RevisionError:
+        return  # a target Alembic cannot read: its downgrade says so
+    registry = chains.registry
+    dependants = [other for other in registry.order if name in registry.closure(other)]
+    recorded = read_state(connection, registry, dependants).recorded
+    for other in dependants:
+        if len(recorded[other]) != 1 or not (links := chains.links(other)):
+            continue
+        try:
+            applied = set(chains.span(other, recorded[other][0], None))
+        except CommandError:
+            continue  # a revision its chain does not know: `status` reports it
+        for link in links:
+            if link.on_plugin == name and link.on_revision in going and link.revision in applied:
+                down = chains.script(other).get_revision(link.revision).down_revision
+                then = f" (`downgrade {other} {down or 'base'}`)" if not isinstance(down, tuple) else ""
+                raise PluginMigrationError(
+                    f'refusing to downgrade "{name}" to {revision}, nothing was changed: revision {link.revision} of '
+                    f'plugin "{other}", applied in this database, depends on {link.on}; downgrade "{other}" '
+                    f"below {link.revision} first{then}"
+                )
 
 
 def foreign_keys_into(connection: Connection, tables: set[str]) -> dict[str, list[str]]:

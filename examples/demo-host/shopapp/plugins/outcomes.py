@@ -72,9 +72,10 @@ class PluginStatus:
     head: str | None
     pending: list[str] = field(default_factory=list)
     problem: str | None = None  # the database's state is not one revision of the chain
+    revision_dependencies: list[str] = field(default_factory=list)  # "0002_comments depends on blog@0002_blog"
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "current": self.current, "head": self.head, "pending": list(self.pending),
-            "problem": self.problem,
+            "problem": self.problem, "revision_dependencies": list(self.revision_dependencies),
         }

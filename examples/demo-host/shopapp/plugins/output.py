@@ -74,6 +74,8 @@ def print_statuses(statuses: Sequence[dict[str, Any]]) -> None:
     for s in statuses:
         if s["problem"]:
             click.echo(f'plugin "{s["name"]}": {s["problem"]}')
+        for dependency in s.get("revision_dependencies", ()):
+            click.echo(f"{s['name']}: {dependency}")
 
 
 def _failed_plugins(run: DatabaseRun) -> str:

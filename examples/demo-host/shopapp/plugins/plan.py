@@ -9,7 +9,7 @@ transaction, with the same function, so the preview and the run cannot drift.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Set
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import partial
@@ -89,10 +89,19 @@ def adoption_hint(name: str) -> str:
     )
 
 
-def make_plan(chains: Chains, state: DatabaseState, names: Iterable[str], targets: Mapping[str, str]) -> list[Step]:
-    """One step per plugin of ``names`` (in that order, dependencies first)."""
+def make_plan(chains: Chains, state: DatabaseState, names: Sequence[str], targets: Mapping[str, str]) -> list[Step]:
+    """One step per plugin of ``names`` (in that order, dependencies first).
+
+    Refused as a whole, before anything runs, when a revision depends on an
+    unknown revision or on a plugin it does not depend on (``Chains.links``).
+    """
+    problems = chains.link_problems(names)
+    if problems:
+        more = f" (and {len(problems) - 1} more: run `check`)" if len(problems) > 1 else ""
+        raise PluginMigrationError(f"{problems[0]}; nothing was migrated{more}")
     steps: list[Step] = []
     held_back: set[str] = set()  # refused plugins, and the plugins that wait for them
+    planned: dict[str, Step] = {}  # the steps that will run, or find their plugin current
     for name in names:
         entry = chains.registry.entry(name)
         target = targets.get(name, "head")
@@ -100,7 +109,52 @@ def make_plan(chains: Chains, state: DatabaseState, names: Iterable[str], target
         if blocked is not None:
             steps.append(Step(name, Action.SKIP, None, target, f'dependency "{blocked}" would not upgrade'))
         else:
-            steps.append(_decide_or_refuse(chains, entry, state, target))
+            step = _decide_or_refuse(chains, entry, state, target)
+            unmet = _unmet_link(chains, step, planned, state) if step.action in RUNS_REVISIONS else None
+            steps.append(step if unmet is None else Step(name, Action.SKIP, step.current, target, unmet))
         if steps[-1].action in (Action.REFUSE, Action.SKIP):
             held_back.add(name)
+        else:
+            planned[name] = steps[-1]
     return steps
+
+
+#: The actions that run a plugin's revisions (adoption only stamps the head).
+RUNS_REVISIONS = (Action.INSTALL, Action.UPGRADE)
+
+
+def step_revisions(chains: Chains, step: Step) -> list[str]:
+    """The revisions a step runs, oldest first."""
+    end = _end(chains, step)
+    return [] if end is None or end == step.current else chains.span(step.plugin, end, step.current)
+
+
+def _end(chains: Chains, step: Step) -> str | None:
+    if step.action is Action.CURRENT:
+        return step.current
+    return chains.head(step.plugin) if step.target == "head" else step.target
+
+
+def _unmet_link(chains: Chains, step: Step, planned: Mapping[str, Step], state: DatabaseState) -> str | None:
+    """Why a revision of the step cannot run yet: another plugin's revision it depends on would not be applied.
+
+    The plugins a revision may depend on are upgraded before it, to their
+    heads, so this holds but for a target below a head; a plugin outside the
+    plan stays where the database has it. A chain or target Alembic cannot
+    read is left to the run, which reports it for that plugin.
+    """
+    try:
+        links = chains.links(step.plugin)
+        running = set(step_revisions(chains, step)) if links else set()
+        for link in links:
+            if link.revision not in running or link.on_plugin is None or link.on_revision is None:
+                continue
+            recorded = state.recorded.get(link.on_plugin, ())
+            there = _end(chains, planned[link.on_plugin]) if link.on_plugin in planned else (
+                recorded[0] if len(recorded) == 1 else None
+            )
+            if there is None or link.on_revision not in chains.span(link.on_plugin, there, None):
+                return f"{link}, which {link.on_plugin} would not reach (it would be at {there or 'base'})"
+    except Exception:  # noqa: BLE001  (the user's revision files and targets: see the docstring)
+        return None
+    return None

@@ -23,13 +23,16 @@ _NUMBERED = re.compile(r"(\d{4})_")
 
 
 def next_revision_id(chains: Chains, name: str) -> str:
-    """A readable id, unique across plugins: NNNN_NAME (at most 23 characters for an 18-character name)."""
+    """A readable id, unique across plugins: NNNN_NAME (at most 23 characters for an 18-character name).
+
+    An imported chain's ids are not numbered: its next one counts its revisions.
+    """
     numbers = [
         int(match.group(1))
         for revision in chains.script(name).walk_revisions()
         if (match := _NUMBERED.match(revision.revision))
     ]
-    return f"{max(numbers, default=1) + 1:04d}_{name}"
+    return f"{max(numbers, default=chains.revision_count(name)) + 1:04d}_{name}"
 
 
 def freeze_baseline(chains: Chains, name: str) -> Path:
@@ -62,7 +65,7 @@ def write_revision(chains: Chains, name: str, message: str, autogenerate: bool =
     may lose data.
     """
     entry = chains.registry.entry(name)
-    if chains.revision_count(name) == 1 and not entry.frozen_baseline.exists():
+    if chains.revision_count(name) == 1 and chains.starts_at_scaffold_baseline(name) and not entry.frozen_baseline.exists():
         freeze_baseline(chains, name)
     revision_id = next_revision_id(chains, name)
     written: list[ops.UpgradeOps] = []

@@ -22,7 +22,7 @@ from .compare import differences
 from .database import MigrationSession
 from .errors import LOCK_NOT_AVAILABLE, LockTimeout, PluginMigrationError, describe_user_error, error_summary, sqlstate
 from .outcomes import Outcome, Status
-from .plan import Action, Step, adoption_hint, decide, make_plan
+from .plan import Action, Step, adoption_hint, decide, make_plan, step_revisions
 from .versions import DatabaseState, current_revision, read_state
 
 
@@ -55,6 +55,8 @@ def apply_in(
             outcomes[step.plugin] = Outcome(
                 step.plugin, Status.SKIPPED, error=f'dependency "{blocked}" did not upgrade'
             )
+        elif step.action is Action.SKIP:  # a revision needs another plugin's that the plan would not apply
+            outcomes[step.plugin] = Outcome(step.plugin, Status.SKIPPED, step.current, step.current, error=step.reason)
         elif step.action is Action.CURRENT:
             outcomes[step.plugin] = Outcome(step.plugin, Status.CURRENT, step.current, step.current)
         else:
@@ -146,7 +148,9 @@ def _step_sql(chains: Chains, step: Step) -> str:
         return f"-- plugin {name}: adopted at {chains.head(name)} if its tables match the models (no DDL)\n{buffer.getvalue()}"
     start = f"{step.current}:" if step.current else ""
     command.upgrade(config, f"{start}{step.target}", sql=True)
-    return f"-- plugin {name}: {step.current or 'base'} -> {step.target}\n{buffer.getvalue()}"
+    running = set(step_revisions(chains, step)) if chains.links(name) else set()
+    needs = "".join(f"-- {link}\n" for link in chains.links(name) if link.revision in running)
+    return f"-- plugin {name}: {step.current or 'base'} -> {step.target}\n{needs}{buffer.getvalue()}"
 
 
 def stamp(chains: Chains, name: str, revision: str) -> Outcome:

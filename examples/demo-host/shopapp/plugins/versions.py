@@ -62,7 +62,8 @@ def several_rows(entry: PluginEntry, rows: tuple[str, ...]) -> str:
 
 
 def plugin_statuses(connection: Connection, chains: Chains) -> list[PluginStatus]:
-    """Every plugin's current revision, head and pending revisions, in dependency order.
+    """Every plugin's current revision, head and pending revisions, in dependency order, and which of its
+    revisions depend on other plugins' revisions ("0002_comments depends on blog@0002_blog").
 
     Every version table is read with ``read_state``'s few queries; a version
     table with several rows is reported as the plugin's problem.
@@ -75,13 +76,16 @@ def plugin_statuses(connection: Connection, chains: Chains) -> list[PluginStatus
             statuses.append(PluginStatus(name, None, head, problem=several_rows(chains.registry.entry(name), rows)))
             continue
         current = rows[0] if rows else None
-        statuses.append(PluginStatus(name, current, head, chains.pending(name, current)))
+        links = [str(link) for link in chains.links(name)]
+        statuses.append(PluginStatus(name, current, head, chains.pending(name, current), revision_dependencies=links))
     return statuses
 
 
 def history(connection: Connection, chains: Chains, name: str) -> list[dict[str, Any]]:
-    """The plugin's revisions, newest first, with which is head and which is current."""
+    """The plugin's revisions, newest first, with which is head, which is current, and which other plugins'
+    revisions each depends on ("blog@0002_blog")."""
     current = current_revision(connection, chains.registry.entry(name))
+    links = chains.links(name)
     return [
         {
             "revision": script.revision,
@@ -89,6 +93,7 @@ def history(connection: Connection, chains: Chains, name: str) -> list[dict[str,
             "message": script.doc,
             "head": script.is_head,
             "current": script.revision == current,
+            "depends_on": [link.on for link in links if link.revision == script.revision],
         }
         for script in chains.script(name).walk_revisions()
     ]
