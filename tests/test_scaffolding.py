@@ -161,7 +161,7 @@ def test_latest_reports_scaffolds_behind_with_exit_2(tmp_path: Path, two_version
 
     assert behind.returncode == 2
     assert behind.stdout.count("is at template v1.0.0, the newest is v2.0.0") == 4
-    assert "fix: copier update --trust --defaults -a .copier-answers.plugin-printers.yml" in behind.stdout
+    assert "fix: copier update --defaults -a .copier-answers.plugin-printers.yml" in behind.stdout
     assert plugin_command(host, "update-scaffolding").returncode == 0
     assert plugin_command(host, "check-scaffolding", "--latest").returncode == 0
 
