@@ -1,15 +1,24 @@
-"""Plugins shipped as their own distributions: scaffolded with plugin_package, found through entry points.
+"""The proof host of a real plugin application (issue 14): everything an existing app brings, at once.
 
-One host, two plugins in separate repositories: network installed editable
-(`pip install -e`), printers from a built wheel. Their tables have foreign
-keys into the core and into each other, and the app imports network's models
-itself, as an app that loads its plugins its own way does. Every command
-runs in a virtual environment of its own, through both doors.
+- The app already has a `shopapp.plugins` package of its own, so the runtime
+  goes to `runtime_package=shopapp.plugin_migrations`.
+- Two plugins ship as their own distributions, scaffolded with plugin_package
+  and found through entry points: network installed editable
+  (`pip install -e`), printers from a built wheel. Their tables have foreign
+  keys into the core and into each other, and the app imports network's models
+  itself, as an app that loads its plugins its own way does.
+- A third plugin, badges, was a branch of the app's one shared
+  `alembic_version` table (Alembic's multiple bases, as Rattail keeps them)
+  and is imported with `import-history`.
+
+Every command runs in a virtual environment of its own, through both doors,
+on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -45,10 +54,51 @@ from flask import Flask
 def create_app():
     app = Flask(__name__)
     app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["APP_DATABASE_URL"]
-    from .plugins import init_app
+    from .plugin_migrations import init_app
 
     init_app(app)
     return app
+"""
+
+#: The app's own plugin loader, which the runtime must not touch.
+APP_PLUGINS = "LOADED = []\n"
+
+RUNTIME = "shopapp.plugin_migrations"
+
+#: The app's Alembic history before: a core branch, and the badges plugin's branch with its label.
+LEGACY_ENV = """import os
+
+from alembic import context
+from sqlalchemy import create_engine
+
+with create_engine(os.environ["DATABASE_URL"]).begin() as connection:
+    context.configure(connection=connection, target_metadata=None)
+    with context.begin_transaction():
+        context.run_migrations()
+"""
+
+LEGACY_REVISIONS = {
+    "c1_accounts.py": ("c1core", None, ("core",), None,
+                       'op.create_table("accounts", sa.Column("id", sa.Integer(), primary_key=True))'),
+    "b1_badges.py": ("b1badge", None, ("badges",), "c1core",
+                     'op.create_table("badges", sa.Column("id", sa.Integer(), primary_key=True), '
+                     'sa.Column("account_id", sa.Integer(), sa.ForeignKey("accounts.id"), nullable=False))'),
+    "b2_badge_label.py": ("b2badge", "b1badge", None, None,
+                          'op.add_column("badges", sa.Column("label", sa.String(40), nullable=True))'),
+}
+
+BADGE_MODELS = """import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shopapp.models import Base
+
+
+class Badge(Base):
+    __tablename__ = "badges"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"))
+    label: Mapped[str | None] = mapped_column(sa.String(40))
 """
 
 PYPROJECT = """[build-system]
@@ -109,7 +159,7 @@ def plugin_repository(root: Path, template: Path, plugin: str, package: str, mod
     result = copier(
         repository, "copy", "--defaults",
         *answer_args({"plugin_name": plugin, "plugin_package": package, "host_package": "shopapp",
-                      "with_models": False, **answers}),
+                      "runtime_package": RUNTIME, "with_models": False, **answers}),
         str(template), ".",
     )
     assert result.returncode == 0, result.stderr
@@ -126,17 +176,16 @@ class PackagedHost:
         self.python = python
 
     def module(self, *args: str, database: Database) -> subprocess.CompletedProcess:
-        return run([str(self.python), "-m", "shopapp.plugins", *args], self.root, {"DATABASE_URL": database.url})
+        return run([str(self.python), "-m", RUNTIME, *args], self.root, {"DATABASE_URL": database.url})
 
     def flask(self, *args: str, database: Database) -> subprocess.CompletedProcess:
         environment = {"APP_DATABASE_URL": database.url}
         return run([str(self.python), "-m", "flask", "--app", "shopapp:create_app", "plugin", *args], self.root, environment)
 
-    def create_core_tables(self, database: Database) -> None:
-        code = ("import sqlalchemy as sa\nfrom shopapp.models import Base\n"
-                f"Base.metadata.create_all(sa.create_engine({database.url!r}), tables=[Base.metadata.tables['accounts']])\n")
-        result = run([str(self.python), "-c", code], self.root)
-        assert result.returncode == 0, result.stderr
+    def legacy_alembic(self, *args: str, database: Database) -> subprocess.CompletedProcess:
+        """The app's own Alembic, on its one shared alembic_version table."""
+        return run([str(self.python), "-m", "alembic", "-c", "legacy/alembic.ini", *args], self.root,
+                   {"DATABASE_URL": database.url})
 
 
 @pytest.fixture(scope="module")
@@ -146,11 +195,29 @@ def packaged_host(tmp_path_factory: pytest.TempPathFactory, template_repo: Path)
     (root / "shopapp").mkdir(parents=True)
     (root / "shopapp/__init__.py").write_text(APP_FACTORY)
     (root / "shopapp/models.py").write_text(APP_MODELS)
+    (root / "shopapp/plugins").mkdir()
+    (root / "shopapp/plugins/__init__.py").write_text(APP_PLUGINS)
+    (root / "legacy/versions").mkdir(parents=True)
+    (root / "legacy/env.py").write_text(LEGACY_ENV)
+    (root / "legacy/alembic.ini").write_text("[alembic]\nscript_location = %(here)s\npath_separator = os\n")
+    for file, (revision, down, labels, depends, upgrade) in LEGACY_REVISIONS.items():
+        (root / "legacy/versions" / file).write_text(
+            f"from alembic import op\nimport sqlalchemy as sa\n\nrevision = {revision!r}\ndown_revision = {down!r}\n"
+            f"branch_labels = {labels!r}\ndepends_on = {depends!r}\n\n\ndef upgrade():\n    {upgrade}\n\n\n"
+            "def downgrade():\n    pass\n"
+        )
     git(root, "init", "-q")
-    commit_all(root, "app")
-    host = copier(root, "copy", "--defaults", *answer_args({"scope": "host", "host_package": "shopapp"}), str(template_repo), ".")
+    commit_all(root, "app, with its own plugins package and its one Alembic history")
+    host = copier(root, "copy", "--defaults",
+                  *answer_args({"scope": "host", "host_package": "shopapp", "runtime_package": RUNTIME}), str(template_repo), ".")
     assert host.returncode == 0, host.stderr
-    commit_all(root, "host")
+    assert (root / "shopapp/plugins/__init__.py").read_text() == APP_PLUGINS
+    # badges stays in the app's repository: scaffolded there, its history imported per database later.
+    badges = copier(root, "copy", "--defaults", *answer_args({"plugin_name": "badges", "tables": ["badges"],
+                                                             "with_models": False}), str(template_repo), ".")
+    assert badges.returncode == 0, badges.stderr
+    (root / "plugins/badges/models.py").write_text(BADGE_MODELS)
+    commit_all(root, "host and badges")
 
     network = plugin_repository(workspace, template_repo, "network", "shop_network", NETWORK_MODELS, tables=["subnets"])
     printers = plugin_repository(workspace, template_repo, "printers", "shop_printers", PRINTERS_MODELS,
@@ -182,19 +249,29 @@ def test_installed_plugins_migrate_through_both_doors(packaged_host: PackagedHos
     host = packaged_host
     listed = host.module("list", database=database)
     assert listed.returncode == 0, listed.stderr
-    assert [line.split()[:2] for line in listed.stdout.splitlines()[1:]] == [["network", "subnets"], ["printers", "printers"]]
-    host.create_core_tables(database)
+    assert [line.split()[:2] for line in listed.stdout.splitlines()[1:]] == [
+        ["badges", "badges"], ["network", "subnets"], ["printers", "printers"],
+    ]
+    # The database as the app had it: its one shared history, badges a branch there, holding a row.
+    assert host.legacy_alembic("upgrade", "heads", database=database).returncode == 0
+    database.execute("INSERT INTO accounts (id) VALUES (1)")
+    database.execute("INSERT INTO badges (id, account_id, label) VALUES (7, 1, 'gold')")
+    imported = host.module("import-history", "badges", "--from", "legacy/alembic.ini", database=database)
+    assert imported.returncode == 0, imported.stderr
+    assert database.version_of("badges") == ["b2badge"]
 
     upgrade = host.flask("upgrade-all", database=database)
 
     assert upgrade.returncode == 0, upgrade.stderr
-    assert upgrade.stdout.splitlines()[-1] == "2 plugins: 2 installed"
+    assert upgrade.stdout.splitlines()[-1] == "3 plugins: 2 installed, 1 current"
     assert database.tables() >= {"subnets", "printers", "alembic_version_network", "alembic_version_printers"}
+    assert database.execute("SELECT id, account_id, label FROM badges") == [(7, 1, "gold")]
+    assert "c1core" in host.legacy_alembic("current", database=database).stdout
     check = host.module("check", database=database)
     assert check.returncode == 0, check.stdout + check.stderr
     status = json.loads(host.flask("status", "--json", database=database).stdout)
     assert {plugin["name"]: plugin["current"] for plugin in status} == {
-        "network": "0001_baseline_network", "printers": "0001_baseline_printers",
+        "badges": "b2badge", "network": "0001_baseline_network", "printers": "0001_baseline_printers",
     }
 
     down = host.module("downgrade", "printers", "base", "--yes", database=database)
@@ -219,9 +296,10 @@ def test_the_hosts_index_and_regeneration_check_include_installed_plugins(packag
     database = Database(f"sqlite:///{tmp_path / 'app.db'}")
     synced = packaged_host.module("sync-registry", database=database)
     assert synced.returncode == 0, synced.stderr
-    index = json.loads((packaged_host.root / "shopapp/plugins/registry.json").read_text())
+    index = json.loads((packaged_host.root / "shopapp/plugin_migrations/registry.json").read_text())
     assert index["plugins"]["printers"] == {"tables": ["printers"], "depends_on": ["network"]}
-    git(packaged_host.root, "checkout", "--", "shopapp/plugins/registry.json")
+    assert index["plugins"]["badges"] == {"tables": ["badges"], "depends_on": []}
+    git(packaged_host.root, "checkout", "--", "shopapp/plugin_migrations/registry.json")
 
 
 def test_a_plugin_both_installed_and_in_the_plugins_folder_is_refused(packaged_host: PackagedHost, tmp_path: Path) -> None:
@@ -232,9 +310,7 @@ def test_a_plugin_both_installed_and_in_the_plugins_folder_is_refused(packaged_h
         (folder / "plugin.json").write_text('{"name": "network", "tables": ["subnets"], "depends_on": []}')
         result = packaged_host.module("upgrade-all", database=database)
     finally:
-        import shutil
-
-        shutil.rmtree(packaged_host.root / "plugins")
+        shutil.rmtree(packaged_host.root / "plugins/network")
     assert result.returncode == 1
     assert result.stderr.startswith('Error: plugin "network" is both the folder plugins/network and the installed package '
                                     "shop_network (shop-network)"), result.stderr
