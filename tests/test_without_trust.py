@@ -53,7 +53,7 @@ def copy_untrusted(root: Path, template: Path, *, vcs_ref: str | None = None, **
 def template_versions(tmp_path: Path) -> Path:
     """This template as v1.0.0, and v1.1.0 changing one file of each scope."""
     template = template_history(tmp_path / "template", [(None, "v1.0.0")])
-    mako = next(template.glob("template/*/*/migrations/script.py.mako"))
+    mako = next(template.glob("template/*/migrations/script.py.mako"))
     mako.write_text(mako.read_text() + "# v1.1.0\n")
     errors = next(template.glob("template/*/errors.py"))
     errors.write_text(errors.read_text() + "# v1.1.0\n")
