@@ -112,11 +112,10 @@ def install_from_squash_sql(chains: Chains, name: str, target: str) -> str | Non
         return None
     dialect = make_url(chains.database.url).get_dialect()()
     tables = squashed_tables(entry, MigrationContext.configure(dialect=dialect))
-    statements = [
-        f"{str(ddl.compile(dialect=dialect)).strip()};\n"
-        for frozen in tables
-        for ddl in (CreateTable(frozen.table), *(CreateIndex(index) for index in frozen.indexes))
-    ]
+    statements: list[str] = []
+    for frozen in tables:
+        statements.append(f"{str(CreateTable(frozen.table).compile(dialect=dialect)).strip()};\n")
+        statements.extend(f"{str(CreateIndex(index).compile(dialect=dialect)).strip()};\n" for index in frozen.indexes)
     buffer = io.StringIO()
     config = chains.config(name, sql_buffer=buffer)
     command.stamp(config, at, sql=True)
@@ -229,7 +228,7 @@ def prune(chains: Chains, name: str, urls: list[str]) -> list[Path]:
                 f"{at}; upgrade it first (`upgrade-all --database-url URL`)"
             )
     script = chains.script(name)
-    removed = [Path(script.get_revision(revision).path) for revision in [*older, at]]  # type: ignore[union-attr]
+    removed = [Path(script.get_revision(revision).path) for revision in [*older, at]]
     base = entry.migrations_dir / "versions" / "0001_baseline.py"
     for path in removed:
         path.unlink()
