@@ -8,11 +8,12 @@ only run a statement, so what a fresh install runs can be counted in the log.
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
-from .helpers import Database, Host, reflected_schema, tree_snapshot
+from .helpers import Database, Host, reflected_schema, run, tree_snapshot
 
 CHAIN = 50
 HEAD = f"{CHAIN:04d}_notifications"
@@ -201,3 +202,15 @@ def test_refusals_change_nothing(host: Host, args: list[str], message: str) -> N
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [message]
     assert tree_snapshot(host.root) == before
+
+
+@pytest.mark.parametrize("new_database", ["sqlite"], indirect=True)
+def test_the_host_generated_tests_pass_on_a_squashed_then_pruned_chain(host: Host) -> None:
+    assert host.plugin_cli("squash", "notifications", "--to", "0030_notifications").returncode == 0
+    assert host.plugin_cli("upgrade-all").returncode == 0
+    pruned = host.plugin_cli("squash", "notifications", "--prune")  # checks the default database
+    assert pruned.returncode == 0, pruned.stderr
+    result = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_plugin_migrations.py",
+                  "-k", "notifications or create_all or drift"], host.root)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout and " failed" not in result.stdout
