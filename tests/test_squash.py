@@ -91,6 +91,15 @@ def fresh(host: Host) -> Database:
     return host.new_database()  # type: ignore[attr-defined, no-any-return]
 
 
+def mine(database: Database) -> dict:
+    """The notifications plugin's tables by reflection, columns in name order (create_all puts added ones elsewhere)."""
+    return {
+        table: {**shape, "columns": sorted(shape["columns"])}
+        for table, shape in reflected_schema(database.url).items()
+        if table in ("notifications", "notification_subscriptions")
+    }
+
+
 def revisions_run(host: Host, database: Database, *args: str) -> int:
     """How many notifications revisions `-v upgrade-all` (or ARGS) runs on ``database``."""
     result = host.plugin_cli("-v", *(args or ("upgrade-all",)), database_url=database.url)
@@ -131,6 +140,12 @@ def test_databases_before_and_past_the_squash_keep_working_with_their_rows(host:
     assert early.execute("SELECT message, priority FROM notifications") == [("kept", 7)]
     assert late.execute("SELECT message, priority FROM notifications") == [("kept too", 3)]
     assert reflected_schema(early.url) == reflected_schema(late.url) == reflected_schema(newest.url)
+    # The fourth path, adoption of a create_all() database, stamps the head as before.
+    adopted = fresh(host)
+    host.create_all(adopted.url)
+    assert revisions_run(host, adopted) == 0
+    assert adopted.version_of("notifications") == [HEAD]
+    assert mine(adopted) == mine(newest)
 
 
 def test_prune_is_refused_while_a_database_is_before_the_squash_then_deletes_the_old_revisions(host: Host) -> None:
@@ -214,3 +229,34 @@ def test_the_host_generated_tests_pass_on_a_squashed_then_pruned_chain(host: Hos
                   "-k", "notifications or create_all or drift"], host.root)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and " failed" not in result.stdout
+
+
+@pytest.mark.parametrize("new_database", ["sqlite"], indirect=True)
+def test_check_finds_a_squash_that_differs_from_its_chain(host: Host) -> None:
+    assert host.plugin_cli("squash", "notifications", "--to", "0030_notifications").returncode == 0
+    squash = host.root / SQUASH
+    text = squash.read_text()
+    assert "sa.Column('priority'" in text, text
+    squash.write_text("\n".join(line for line in text.splitlines() if "sa.Column('priority'" not in line) + "\n")
+    check = host.plugin_cli("check")
+    assert check.returncode == 1
+    assert (
+        'plugin "notifications": its squash squash_schema.py does not build what its chain builds at '
+        "0030_notifications (tables notifications differ); write it again with "
+        "`squash notifications --to 0030_notifications`"
+    ) in check.stdout + check.stderr
+
+
+@pytest.mark.parametrize("new_database", ["sqlite"], indirect=True)
+def test_squash_warns_of_rows_that_revisions_insert(host: Host) -> None:
+    (host.root / VERSIONS / "0051_seed.py").write_text(
+        REVISION.format(message="seed", revision="0051_notifications", down=HEAD,
+                        upgrade="    op.execute(\"INSERT INTO notifications (message) VALUES ('welcome')\")",
+                        downgrade='    op.execute("DELETE FROM notifications")')
+    )
+    result = host.plugin_cli("squash", "notifications")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == (
+        "warning: revisions up to 0051_notifications insert rows into notifications, which the squash does not "
+        "carry: insert them in a revision after 0051_notifications"
+    )

@@ -31,8 +31,10 @@ from __future__ import annotations
 import io
 import re
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from alembic import command, context, op
 from alembic.runtime.migration import MigrationContext
@@ -125,6 +127,36 @@ def install_from_squash_sql(chains: Chains, name: str, target: str) -> str | Non
         f"-- plugin {name}: base -> {target}, from its squash at {at} ({squash_schema(entry).name})\n"
         + "".join(statements) + buffer.getvalue()
     )
+
+
+def squash_problems(registry: Registry, names: Sequence[str], url: str) -> list[str]:
+    """Each squash of ``names`` that does not build what its chain builds at its revision (by reflection, at ``url``)."""
+    # replay imports upgrade, which imports this module for fresh installs.
+    from .replay import scratch
+    from .upgrade import apply_in
+
+    problems: list[str] = []
+    for name in names:
+        entry = registry.entry(name)
+        at = squashed_at(entry)
+        shapes: list[dict[str, Any]] = []
+        for from_squash in (False, True):
+            with scratch(registry, url) as replay:
+                if at is None or at == replay.chains.baseline_revision(name):
+                    break  # nothing squashed, or pruned: the chain's base is the squash itself
+                replay.prepare(name)
+                if from_squash:
+                    apply_in(replay.chains, replay.session, [name], {name: at})
+                else:
+                    replay.upgrade(name, at)
+                shapes.append(replay.schema(replay.chain_tables()))
+        if len(shapes) == 2 and shapes[0] != shapes[1]:
+            differ = sorted(t for t in shapes[0].keys() | shapes[1].keys() if shapes[0].get(t) != shapes[1].get(t))
+            problems.append(
+                f'plugin "{name}": its squash {SQUASH_SCHEMA} does not build what its chain builds at {at} '
+                f"(tables {', '.join(differ)} differ); write it again with `squash {name} --to {at}`"
+            )
+    return problems
 
 
 # -- writing a squash --------------------------------------------------------
