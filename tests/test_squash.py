@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import Database, Host, reflected_schema, run, tree_snapshot
+from demo.run import build_host
+
+from .helpers import Database, Host, commit_all, reflected_schema, run, tree_snapshot
 
 CHAIN = 50
 HEAD = f"{CHAIN:04d}_notifications"
@@ -58,11 +60,8 @@ def revision_file(number: int) -> str:
                            upgrade='    op.execute("SELECT 1")', downgrade='    op.execute("SELECT 1")')
 
 
-@pytest.fixture(scope="module")
-def grown_host_template(demo_host_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo host with a 50-revision notifications chain and its frozen baseline; copy it, don't change it."""
-    root = tmp_path_factory.mktemp("squash-host") / "host"
-    shutil.copytree(demo_host_template, root, symlinks=True)
+def grow(root: Path, chain: int = CHAIN) -> None:
+    """Freeze the notifications baseline, add the priority column to its models, and write revisions 2..chain."""
     host = Host(root)
     assert host.plugin_cli("upgrade-all").returncode == 0
     frozen = host.plugin_cli("freeze-baseline", "notifications")
@@ -73,8 +72,16 @@ def grown_host_template(demo_host_template: Path, tmp_path_factory: pytest.TempP
         "    message: Mapped[str] = mapped_column(sa.Text)\n",
         '    message: Mapped[str] = mapped_column(sa.Text)\n    priority: Mapped[int] = mapped_column(server_default="0")\n',
     ))
-    for number in range(2, CHAIN + 1):
+    for number in range(2, chain + 1):
         (root / VERSIONS / f"{number:04d}_step.py").write_text(revision_file(number))
+
+
+@pytest.fixture(scope="module")
+def grown_host_template(demo_host_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo host with a 50-revision notifications chain and its frozen baseline; copy it, don't change it."""
+    root = tmp_path_factory.mktemp("squash-host") / "host"
+    shutil.copytree(demo_host_template, root, symlinks=True)
+    grow(root)
     return root
 
 
@@ -260,3 +267,18 @@ def test_squash_warns_of_rows_that_revisions_insert(host: Host) -> None:
         "warning: revisions up to 0051_notifications insert rows into notifications, which the squash does not "
         "carry: insert them in a revision after 0051_notifications"
     )
+
+
+def test_after_prune_the_regeneration_check_passes(tmp_path_factory: pytest.TempPathFactory, template_repo: Path) -> None:
+    root = tmp_path_factory.mktemp("squash-scaffolding")
+    build_host(root, template_repo, quiet=True)
+    (root / ".gitignore").write_text("*.db\n__pycache__/\n")
+    grow(root, 3)
+    host = Host(root)
+    assert host.plugin_cli("squash", "notifications", "--to", "0002_notifications").returncode == 0
+    assert host.plugin_cli("upgrade-all").returncode == 0
+    assert host.plugin_cli("squash", "notifications", "--prune").returncode == 0
+    commit_all(root, "squashed and pruned")
+    result = host.plugin_cli("check-scaffolding")
+    assert result.returncode == 0, result.stdout + result.stderr
+    shutil.rmtree(root)
