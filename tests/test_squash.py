@@ -178,7 +178,8 @@ def test_prune_is_refused_while_a_database_is_before_the_squash_then_deletes_the
     versions = sorted(path.name for path in (host.root / VERSIONS).glob("*.py"))
     assert versions == ["0001_baseline.py", *(f"{n:04d}_step.py" for n in range(31, CHAIN + 1))]
     assert 'revision = "0030_notifications"' in (host.root / VERSIONS / "0001_baseline.py").read_text()
-    assert not (host.root / "plugins/notifications/migrations/baseline_schema.py").exists()
+    assert not (host.root / SQUASH).exists()  # it is the frozen baseline of the new base now
+    assert "0030_notifications" in (host.root / "plugins/notifications/migrations/baseline_schema.py").read_text()
 
     newest = fresh(host)
     assert revisions_run(host, newest) == 1 + CHAIN - 30  # the squash, now the chain's base, then the rest
@@ -190,6 +191,18 @@ def test_prune_is_refused_while_a_database_is_before_the_squash_then_deletes_the
     down = host.plugin_cli("downgrade", "notifications", "base", "--yes", database_url=newest.url)
     assert down.returncode == 0, down.stderr
     assert not {"notifications", "notification_subscriptions"} & newest.tables()
+
+    # Squashed again, the pruned base still builds what it did: the stepwise path from empty.
+    assert host.plugin_cli("squash", "notifications", "--to", "0040_notifications").returncode == 0
+    stepwise = fresh(host)
+    assert revisions_run(host, stepwise, "migrate", "notifications", "--revision", "0035_notifications") == 6
+    assert revisions_run(host, stepwise) == CHAIN - 35
+    assert revisions_run(host, newest) == CHAIN - 40  # a fresh install from the new squash
+    assert reflected_schema(stepwise.url) == reflected_schema(newest.url)
+    assert host.plugin_cli("squash", "notifications", "--prune", "--database-url", stepwise.url).returncode == 0
+    assert sorted(path.name for path in (host.root / VERSIONS).glob("*.py")) == [
+        "0001_baseline.py", *(f"{n:04d}_step.py" for n in range(41, CHAIN + 1))
+    ]
 
 
 @pytest.mark.parametrize("new_database", ["sqlite"], indirect=True)

@@ -13,12 +13,14 @@ at its head installs with no revision run at all.
 
 ``squash NAME --prune`` then deletes the revisions before REV, refused while a
 database it is given is still before REV. REV's own file becomes the chain's
-base: the same id with ``down_revision = None``, building from the squash and
-dropping those tables on downgrade, so databases at or past REV see the same
-ids and a downgrade to base still removes the plugin. It is written as
-``versions/0001_baseline.py``, the scaffold baseline's name, because
-``copier update`` renders that file wherever it is missing and would bring
-the old baseline back as a second base.
+base, a baseline like the scaffold's: the same id with ``down_revision =
+None``, calling ``create_plugin_tables``/``drop_plugin_tables``, and the squash
+becomes its frozen baseline (``migrations/baseline_schema.py``). Databases at
+or past REV see the same ids, a downgrade to base still removes the plugin,
+and a later squash writes a new ``squash_schema.py`` without changing what
+the base builds. The base is written as ``versions/0001_baseline.py``, the
+scaffold baseline's name, because ``copier update`` renders that file
+wherever it is missing and would bring the old baseline back as a second base.
 
 The squash is built by replaying the chain in a scratch SQLite database and
 freezing what REV left there (``render_frozen_baseline``), typed as the
@@ -36,11 +38,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alembic import command, context, op
+from alembic import command
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, make_url, select, table
 from sqlalchemy.engine import Connection
-from sqlalchemy.schema import CreateIndex, CreateTable, DropTable
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from .autogen import enum_types
 from .baseline import FrozenTable, load_frozen_baseline, render_frozen_baseline
@@ -49,7 +51,7 @@ from .compare import column_changes
 from .database import Database
 from .errors import PluginMigrationError
 from .metadata import load_metadata
-from .registry import PluginEntry, Registry, default_registry
+from .registry import PluginEntry, Registry
 from .versions import current_revision
 
 SQUASH_SCHEMA = "squash_schema.py"
@@ -204,7 +206,7 @@ def write_squash(chains: Chains, name: str, to: str | None = None) -> Squash:
             changes = column_changes(connection, chains.registry, name)
             frozen = render_frozen_baseline(entry, connection, revision, models, changes)
             seeded = _tables_with_rows(connection, entry)
-    body = frozen.split('"""\n', 2)[-1]  # the frozen baseline's own docstring says it is one
+    body = frozen.split('"""\n', 1)[1]  # the frozen baseline's own docstring says it is one
     path = squash_schema(entry)
     path.write_text(
         f'"""Squash of the "{name}" plugin: its tables as revision {revision} leaves them.\n\n'
@@ -261,52 +263,33 @@ def prune(chains: Chains, name: str, urls: list[str]) -> list[Path]:
             )
     script = chains.script(name)
     removed = [Path(script.get_revision(revision).path) for revision in [*older, at]]
-    base = entry.migrations_dir / "versions" / "0001_baseline.py"
     for path in removed:
         path.unlink()
-    if entry.frozen_baseline.exists():
-        entry.frozen_baseline.unlink()  # read only by the scaffold baseline, now deleted
-        removed.append(entry.frozen_baseline)
+    squash = squash_schema(entry)
+    body = squash.read_text(encoding="utf-8").split('"""\n', 1)[1]
+    entry.frozen_baseline.write_text(
+        f'"""Frozen baseline of the "{name}" plugin: the schema at {at}, its chain\'s base since\n'
+        f"`squash {name} --prune`. create_plugin_tables() builds from this file. Do not edit.\n"
+        f'"""\n{body}',
+        encoding="utf-8",
+    )
+    squash.unlink()
+    base = entry.migrations_dir / "versions" / "0001_baseline.py"
     base.write_text(_squashed_base(name, at), encoding="utf-8")
     chains.forget(name)
-    return [path for path in removed if path != base]
+    return [path for path in [*removed, squash] if path != base]
 
 
 def _squashed_base(name: str, revision: str) -> str:
     runtime = __name__.rpartition(".")[0]
     return (
-        f'"""{name} plugin: its chain\'s base since `squash {name} --prune`, the schema at {revision}.\n\n'
-        f"Revision ID: {revision}\nRevises:\n\nThe same id as the revision it replaces, so databases at it or\n"
-        f"past it upgrade on unchanged. Kept under the scaffold baseline's file name so\n"
-        f"that copier update does not write that baseline again.\n"
-        f'"""\nfrom {runtime}.squash import create_squashed_tables, drop_squashed_tables\n\n\n'
+        f'"""{name} plugin: the base of its chain since `squash {name} --prune`, the schema at {revision}.\n\n'
+        f"It has the id of the revision it replaces, so databases at it or past it upgrade on\n"
+        f"unchanged, and builds from the frozen baseline (migrations/baseline_schema.py).\n"
+        f"It keeps the scaffold baseline's file name so that copier update does not write\n"
+        f"that baseline again.\n\nRevision ID: {revision}\nRevises:\n"
+        f'"""\nfrom {runtime}.alembic_template import create_plugin_tables, drop_plugin_tables\n\n\n'
         f'revision = "{revision}"\ndown_revision = None\nbranch_labels = None\ndepends_on = None\n\n\n'
-        f'def upgrade():\n    create_squashed_tables("{name}")\n\n\n'
-        f'def downgrade():\n    drop_squashed_tables("{name}")\n'
+        f'def upgrade():\n    create_plugin_tables("{name}")\n\n\n'
+        f'def downgrade():\n    drop_plugin_tables("{name}")\n'
     )
-
-
-def _running_registry() -> Registry:
-    handed_in = context.config.attributes.get("registry")
-    return handed_in if isinstance(handed_in, Registry) else default_registry()
-
-
-def create_squashed_tables(plugin_name: str) -> None:
-    """In a pruned chain's base revision: create the plugin's tables (and enum types) from its squash."""
-    tables = squashed_tables(_running_registry().entry(plugin_name), op.get_context())
-    offline = context.is_offline_mode()
-    for enum in enum_types(frozen.table for frozen in tables):
-        enum.create(op.get_bind(), checkfirst=not offline)
-    for frozen in tables:
-        op.execute(CreateTable(frozen.table))
-        for index in frozen.indexes:
-            op.execute(CreateIndex(index))
-
-
-def drop_squashed_tables(plugin_name: str) -> None:
-    """In a pruned chain's base revision: drop the tables its squash creates, dependents first, then their enums."""
-    tables = [frozen.table for frozen in reversed(squashed_tables(_running_registry().entry(plugin_name), op.get_context()))]
-    for dropped in tables:
-        op.execute(DropTable(dropped))
-    for enum in enum_types(tables):
-        enum.drop(op.get_bind(), checkfirst=not context.is_offline_mode())
