@@ -91,12 +91,17 @@ class _Recorder:
         return conv(name)
 
 
-def load_frozen_baseline(entry: PluginEntry, migration_context: MigrationContext) -> dict[str, FrozenTable] | None:
-    """table -> its frozen form, in foreign-key order; None if the baseline is not frozen."""
-    path = entry.frozen_baseline
+def load_frozen_baseline(
+    entry: PluginEntry, migration_context: MigrationContext, path: Path | None = None
+) -> dict[str, FrozenTable] | None:
+    """table -> its frozen form, in foreign-key order; None if the baseline is not frozen.
+
+    ``path`` reads another file of the same form instead (a squash, ``squash.py``).
+    """
+    path = path or entry.frozen_baseline
     if not path.is_file():
         return None
-    spec = importlib.util.spec_from_file_location(f"_frozen_baseline_{entry.name}", path)
+    spec = importlib.util.spec_from_file_location(f"_{path.stem}_{entry.name}", path)
     if spec is None or spec.loader is None:
         raise PluginMigrationError(f'plugin "{entry.name}": cannot load its frozen baseline {path}')
     module = importlib.util.module_from_spec(spec)

@@ -14,6 +14,7 @@ from .errors import PluginMigrationError
 from .metadata import core_conflicts, load_metadata, tables_declared_by_plugins
 from .registry import Problem, Registry
 from .replay import scratch
+from .squash import squash_problems
 from .versions import read_state
 
 
@@ -126,9 +127,13 @@ def replay_problems(registry: Registry, names: Sequence[str], url: str, found: S
 
     The replay makes the core tables, upgrades every plugin in dependency
     order, and compares each of ``names`` with its models; it is rolled back.
+    Before that, each squash of ``names`` is compared with its chain at its revision.
     """
     problems = chain_problems(Chains(registry, Database(url)), names)
     if problems or found:
+        return problems
+    problems = squash_problems(registry, names, url)  # a wrong squash would show below as models that differ
+    if problems:
         return problems
     with scratch(registry, url) as replay:
         replay.create_core_tables()

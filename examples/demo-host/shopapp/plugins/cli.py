@@ -27,6 +27,7 @@ from . import PluginManager
 from .checks import check as check_chains
 from .cli_options import configure_logging, confirm_drop, database_options, fails_cleanly, json_option, writing_options
 from .cli_scaffolding import SCAFFOLDING_COMMANDS
+from .cli_squash import SQUASH_COMMANDS
 from .errors import RegistryError
 from .fleet import read_urls, status_many, upgrade_many
 from .outcomes import Status
@@ -288,6 +289,7 @@ COMMANDS = [
     freeze_baseline,
     check,
     import_history,
+    *SQUASH_COMMANDS,
     *SCAFFOLDING_COMMANDS,
 ]
 

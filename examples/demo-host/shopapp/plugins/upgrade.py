@@ -23,6 +23,7 @@ from .database import MigrationSession
 from .errors import LOCK_NOT_AVAILABLE, LockTimeout, PluginMigrationError, describe_user_error, error_summary, sqlstate
 from .outcomes import Outcome, Status
 from .plan import Action, Step, adoption_hint, decide, make_plan, step_revisions
+from .squash import install_from_squash, install_from_squash_sql
 from .versions import DatabaseState, current_revision, read_state
 
 
@@ -104,7 +105,8 @@ def _run_step(chains: Chains, session: MigrationSession, name: str, target: str)
             command.stamp(chains.config(name, connection), "head")
             return Outcome(name, Status.ADOPTED, None, chains.head(name))
         try:
-            command.upgrade(chains.config(name, connection), target)
+            if not (step.action is Action.INSTALL and install_from_squash(chains, connection, name, target)):
+                command.upgrade(chains.config(name, connection), target)
         except CommandError as error:
             raise PluginMigrationError(str(error)) from None
         except SQLAlchemyError as error:
@@ -141,6 +143,9 @@ def _step_sql(chains: Chains, step: Step) -> str:
     if step.action in (Action.REFUSE, Action.SKIP):
         verdict = "refused" if step.action is Action.REFUSE else "skipped"
         return f"-- plugin {name}: {verdict}, nothing would be changed: {step.reason}\n"
+    squashed = install_from_squash_sql(chains, name, step.target) if step.action is Action.INSTALL else None
+    if squashed is not None:
+        return squashed
     buffer = io.StringIO()
     config = chains.config(name, sql_buffer=buffer)
     if step.action is Action.ADOPT:
