@@ -37,6 +37,7 @@ RUNTIME_FILES = {
     "errors.py",
     "fetching.py",
     "fleet.py",
+    "graphcache.py",
     "importing.py",
     "metadata.py",
     "naming.py",

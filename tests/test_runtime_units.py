@@ -25,8 +25,8 @@ from flask import Flask
 
 MODULES = (
     "alembic_template", "answers", "autogen", "baseline", "branches", "chains", "checks", "cli", "cli_options",
-    "cli_scaffolding", "compare", "conflicts", "database", "declarations", "downgrade", "errors", "fetching", "fleet", "importing",
-    "metadata", "naming", "outcomes", "output", "paths", "plan", "registry", "removal", "rendering", "replay",
+    "cli_scaffolding", "compare", "conflicts", "database", "declarations", "downgrade", "errors", "fetching", "fleet", "graphcache",
+    "importing", "metadata", "naming", "outcomes", "output", "paths", "plan", "registry", "removal", "rendering", "replay",
     "review", "revisions", "rows", "scaffolding", "shared_versions", "survival", "updating", "upgrade", "versions",
 )
 
