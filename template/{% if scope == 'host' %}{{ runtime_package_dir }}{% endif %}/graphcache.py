@@ -39,7 +39,7 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import alembic
 
@@ -94,7 +94,7 @@ class Graph:
         )
 
 
-def _names(value: object) -> bool:
+def _names(value: object) -> TypeGuard[list[str]]:
     return isinstance(value, list) and all(isinstance(item, str) and 0 < len(item) <= _MAX_NAME for item in value)
 
 
