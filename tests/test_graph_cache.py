@@ -201,7 +201,7 @@ def a_chain(root: Path) -> tuple[Path, list[str]]:
     return root / "alembic.ini", [str(root / "versions")]
 
 
-def stored(graphcache: ModuleType, path: Path, ini: Path, locations: list[str]):
+def stored(graphcache: ModuleType, path: Path, ini: Path):
     """What a new reader of the cache file at ``path`` finds for the chain."""
     return graphcache.GraphCache(path).get(ini, graphcache.ini_digest(ini))
 
@@ -213,21 +213,21 @@ def test_the_cache_file_is_checked_before_use(graphcache: ModuleType, tmp_path: 
     cache = graphcache.GraphCache(path)
     cache.put(ini, graphcache.chain_key(graphcache.ini_digest(ini), locations), locations, graph)
     cache.save()
-    assert stored(graphcache, path, ini, locations) == graph
+    assert stored(graphcache, path, ini) == graph
     good = json.loads(path.read_text())
 
     # Any change of a file under the chain, or of its ini, and the entry no longer applies.
     (tmp_path / "chain" / "versions" / "0001.py").write_text('revision = "0009"\n')
-    assert stored(graphcache, path, ini, locations) is None
+    assert stored(graphcache, path, ini) is None
     (tmp_path / "chain" / "versions" / "0001.py").write_text('revision = "0001"\n')
-    assert stored(graphcache, path, ini, locations) == graph
+    assert stored(graphcache, path, ini) == graph
     (tmp_path / "chain" / "versions" / "sub").mkdir()
-    assert stored(graphcache, path, ini, locations) is None
+    assert stored(graphcache, path, ini) is None
     (tmp_path / "chain" / "versions" / "sub").rmdir()
     (tmp_path / "chain" / "versions" / "__pycache__").mkdir()
-    assert stored(graphcache, path, ini, locations) == graph, "Python's own cache is not part of the chain"
+    assert stored(graphcache, path, ini) == graph, "Python's own cache is not part of the chain"
     ini.write_text(ini.read_text() + "version_locations = elsewhere\n")
-    assert stored(graphcache, path, ini, locations) is None
+    assert stored(graphcache, path, ini) is None
     ini.write_text("[alembic]\nscript_location = %(here)s\n")
 
     entry = good["chains"][str(ini)]
@@ -241,11 +241,11 @@ def test_the_cache_file_is_checked_before_use(graphcache: ModuleType, tmp_path: 
     ]
     for graph_data in hostile:
         path.write_text(json.dumps({**good, "chains": {str(ini): {**entry, "graph": graph_data}}}))
-        assert stored(graphcache, path, ini, locations) is None, graph_data
+        assert stored(graphcache, path, ini) is None, graph_data
     for text in ["[" * 100_000, "not json", json.dumps({**good, "format": 0}), json.dumps([good]),
                  json.dumps({**good, "chains": {str(ini): {**entry, "locations": "/"}}})]:
         path.write_text(text)
-        assert stored(graphcache, path, ini, locations) is None
+        assert stored(graphcache, path, ini) is None
     path.write_text(json.dumps(good))
     monkeypatch.setattr(graphcache, "MAX_BYTES", len(path.read_bytes()) - 1)
-    assert stored(graphcache, path, ini, locations) is None
+    assert stored(graphcache, path, ini) is None
