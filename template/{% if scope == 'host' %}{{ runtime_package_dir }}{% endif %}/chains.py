@@ -81,7 +81,12 @@ class RevisionLink:
 
 
 class Chains:
-    """Every registered plugin's chain; each ScriptDirectory is loaded on first use and kept."""
+    """Every registered plugin's chain; each ScriptDirectory is loaded on first use and kept.
+
+    Heads, bases, revision ids and links (``graph``) come from ``graphcache``
+    while the chain's files are unchanged, so a plugin already at its head
+    never loads its chain; ``span``, ``config`` and ``script`` load it.
+    """
 
     def __init__(self, registry: Registry, database: Database, cache: GraphCache | None = None) -> None:
         self.registry = registry
