@@ -185,11 +185,12 @@ def make_sqlalchemy_app(root: Path, package: str) -> None:
 
 
 def tree_snapshot(root: Path) -> dict[str, bytes]:
-    """Every file under root (but .git) with its bytes: compare two to prove nothing changed."""
+    """Every file under root (but .git and Python's caches, the runtime's chain cache among them) with its bytes:
+    compare two to prove nothing changed."""
     return {
         str(path.relative_to(root)): path.read_bytes()
         for path in sorted(root.rglob("*"))
-        if path.is_file() and ".git" not in path.relative_to(root).parts
+        if path.is_file() and not {".git", "__pycache__"} & set(path.relative_to(root).parts)
     }
 
 

@@ -38,6 +38,7 @@ RUNTIME_FILES = {
     "errors.py",
     "fetching.py",
     "fleet.py",
+    "graphcache.py",
     "importing.py",
     "metadata.py",
     "naming.py",

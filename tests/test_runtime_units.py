@@ -25,9 +25,10 @@ from flask import Flask
 
 MODULES = (
     "alembic_template", "answers", "autogen", "baseline", "branches", "chains", "checks", "cli", "cli_options",
-    "cli_scaffolding", "cli_squash", "compare", "conflicts", "database", "declarations", "downgrade", "errors", "fetching", "fleet", "importing",
-    "metadata", "naming", "outcomes", "output", "paths", "plan", "registry", "removal", "rendering", "replay",
-    "review", "revisions", "rows", "scaffolding", "shared_versions", "squash", "survival", "updating", "upgrade", "versions",
+    "cli_scaffolding", "cli_squash", "compare", "conflicts", "database", "declarations", "downgrade", "errors",
+    "fetching", "fleet", "graphcache", "importing", "metadata", "naming", "outcomes", "output", "paths",
+    "plan", "registry", "removal", "rendering", "replay", "review", "revisions", "rows", "scaffolding",
+    "shared_versions", "squash", "survival", "updating", "upgrade", "versions",
 )
 
 

@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection
 
 from .database import Database
 from .errors import PluginMigrationError
+from .graphcache import GraphCache, Graph, chain_key, ini_digest
 from .registry import Registry
 
 #: Revision id -> (its script, the names in its depends_on that are not of its own chain).
@@ -80,13 +81,21 @@ class RevisionLink:
 
 
 class Chains:
-    """Every registered plugin's chain; each ScriptDirectory is loaded on first use and kept."""
+    """Every registered plugin's chain; each ScriptDirectory is loaded on first use and kept.
 
-    def __init__(self, registry: Registry, database: Database) -> None:
+    Heads, bases, revision ids and links (``graph``) come from ``graphcache``
+    while the chain's files are unchanged, so a plugin already at its head
+    never loads its chain; ``span``, ``config`` and ``script`` load it.
+    """
+
+    def __init__(self, registry: Registry, database: Database, cache: GraphCache | None = None) -> None:
         self.registry = registry
         self.database = database
+        self.cache = cache or GraphCache()
         self._scripts: dict[str, ScriptDirectory] = {}
         self._foreign: dict[str, Foreign] = {}
+        self._graphs: dict[str, Graph] = {}
+        self._keys: dict[str, tuple[str, list[str]]] = {}  # the cache key each loaded chain was loaded under
 
     def config(self, name: str, connection: Connection | None = None, sql_buffer: io.StringIO | None = None) -> Config:
         """The plugin's Alembic Config: bound to ``connection`` when given, offline (``--sql``) into ``sql_buffer``.
@@ -109,18 +118,48 @@ class Chains:
 
     def script(self, name: str) -> ScriptDirectory:
         if name not in self._scripts:
+            alembic_ini = self.registry.entry(name).alembic_ini
+            digest = ini_digest(alembic_ini)  # before the files are read: see graphcache
             script = ScriptDirectory.from_config(self._bare_config(name))
+            locations = [str(location) for location in script._version_locations]
+            key = chain_key(digest, locations) if digest is not None and not script.sourceless else None
             self._foreign[name] = own_chain(script)
             self._scripts[name] = script
+            if key is not None:
+                self._keys[name] = (key, locations)
         return self._scripts[name]
+
+    def graph(self, name: str) -> Graph:
+        """The chain's heads, revisions and links to other chains: from the cache while its files are unchanged."""
+        if name not in self._graphs:
+            alembic_ini = self.registry.entry(name).alembic_ini
+            cached = self.cache.get(alembic_ini, ini_digest(alembic_ini)) if name not in self._scripts else None
+            if cached is None:
+                script = self.script(name)
+                cached = Graph(
+                    tuple(script.get_heads()),
+                    tuple(script.get_bases()),
+                    tuple((revision.revision, to_tuple(revision.down_revision, default=())) for revision in script.walk_revisions()),
+                    {revision: (loaded.path, names) for revision, (loaded, names) in self._foreign[name].items()},
+                )
+                if name in self._keys:
+                    self.cache.put(alembic_ini, *self._keys[name], cached)
+            self._graphs[name] = cached
+        return self._graphs[name]
+
+    def save_cache(self) -> None:
+        """Write the graphs learnt from loaded chains to the cache (a read-only deploy skips it)."""
+        self.cache.save()
 
     def forget(self, name: str) -> None:
         """Read the chain's files again next time (after writing a revision)."""
         self._scripts.pop(name, None)
         self._foreign.pop(name, None)
+        self._graphs.pop(name, None)
+        self._keys.pop(name, None)
 
     def head(self, name: str) -> str | None:
-        heads = self.script(name).get_heads()
+        heads = self.graph(name).heads
         if len(heads) > 1:
             raise PluginMigrationError(
                 f'plugin "{name}" has {len(heads)} heads ({", ".join(sorted(heads))}); '
@@ -141,7 +180,7 @@ class Chains:
         return [revision.revision for revision in reversed(list(revisions))]
 
     def baseline_revision(self, name: str) -> str:
-        bases = self.script(name).get_bases()
+        bases = self.graph(name).bases
         if len(bases) != 1:
             raise PluginMigrationError(f'plugin "{name}" has {len(bases)} base revisions; its chain must start at one baseline')
         return bases[0]
@@ -155,21 +194,19 @@ class Chains:
         return self.baseline_revision(name) == f"0001_baseline_{name}"
 
     def revision_count(self, name: str) -> int:
-        return sum(1 for _ in self.script(name).walk_revisions())
+        return len(self.graph(name).revisions)
 
     # -- dependencies on other plugins' revisions ----------------------------
 
     def links(self, name: str) -> list[RevisionLink]:
         """What the chain's revisions need of other plugins' chains, oldest revision first."""
-        script = self.script(name)
-        foreign = self._foreign[name]
-        if not foreign:
+        graph = self.graph(name)
+        if not graph.foreign:
             return []
-        oldest_first = [revision.revision for revision in script.walk_revisions()][::-1]
         return [
-            self._resolve(name, foreign[revision][0], spelled)
-            for revision in oldest_first if revision in foreign
-            for spelled in foreign[revision][1]
+            self._resolve(name, revision, graph.foreign[revision][0], spelled)
+            for revision, _ in reversed(graph.revisions) if revision in graph.foreign
+            for spelled in graph.foreign[revision][1]
         ]
 
     def link_problems(self, names: Iterable[str]) -> list[str]:
@@ -187,9 +224,9 @@ class Chains:
         return problems
 
     def _revision_ids(self, name: str) -> set[str]:
-        return {revision.revision for revision in self.script(name).walk_revisions()}
+        return {revision for revision, _ in self.graph(name).revisions}
 
-    def _resolve(self, name: str, script: Script, spelled: str) -> RevisionLink:
+    def _resolve(self, name: str, revision_id: str, path: str, spelled: str) -> RevisionLink:
         plugin, _, revision = spelled.rpartition("@")
         depended_on = self.registry.closure(name)
         if plugin:
@@ -200,10 +237,10 @@ class Chains:
                 if other != name and other not in depended_on and revision in self._revision_ids(other)
             ]
         if len(owners) == 1 and owners[0] in depended_on:
-            return RevisionLink(name, script.revision, spelled, owners[0], revision)
-        where = Path(script.path).resolve()
+            return RevisionLink(name, revision_id, spelled, owners[0], revision)
+        where = Path(path).resolve()
         shown = where.relative_to(self.registry.root) if where.is_relative_to(self.registry.root) else where
-        said = f'{shown}: revision {script.revision} depends on "{spelled}"'
+        said = f'{shown}: revision {revision_id} depends on "{spelled}"'
         if not owners:
             nowhere = f"plugin {plugin}" if plugin else "any registered plugin"
             choices = ", ".join(sorted(depended_on)) or "none"
@@ -222,4 +259,4 @@ class Chains:
                 f"`copier update --trust --defaults -a .copier-answers.plugin-{name}.yml "
                 f"-d 'depends_on=[{owners[0]}, ...]'`"
             )
-        return RevisionLink(name, script.revision, spelled, problem=problem)
+        return RevisionLink(name, revision_id, spelled, problem=problem)

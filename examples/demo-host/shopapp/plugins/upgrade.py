@@ -35,8 +35,11 @@ def apply(chains: Chains, names: Sequence[str], targets: Mapping[str, str]) -> d
     transaction of its own on the session's connection. A failed plugin
     keeps its schema and version row; plugins that do not depend on it still run.
     """
-    with chains.database.migration_session() as session:
-        return apply_in(chains, session, names, targets)
+    try:
+        with chains.database.migration_session() as session:
+            return apply_in(chains, session, names, targets)
+    finally:
+        chains.save_cache()
 
 
 def apply_in(
@@ -129,6 +132,7 @@ def preview(chains: Chains, names: Sequence[str], targets: Mapping[str, str]) ->
         with database.connect() as connection:
             state = read_state(connection, chains.registry, names)
     steps = make_plan(chains, state or _empty_state(), names, targets)
+    chains.save_cache()
     return "\n".join(script for step in steps if (script := _step_sql(chains, step)))
 
 

@@ -78,6 +78,7 @@ def plugin_statuses(connection: Connection, chains: Chains) -> list[PluginStatus
         current = rows[0] if rows else None
         links = [str(link) for link in chains.links(name)]
         statuses.append(PluginStatus(name, current, head, chains.pending(name, current), revision_dependencies=links))
+    chains.save_cache()
     return statuses
 
 
