@@ -93,10 +93,17 @@ def _models_modules(registry: Registry) -> dict[str, str]:
 
 
 def plugin_of_module(registry: Registry, module_name: str) -> str | None:
-    """The plugin whose package holds ``module_name``, or None for a module of the core app."""
-    for name, entry in registry.entries.items():
-        if entry.package and (module_name == entry.package or module_name.startswith(entry.package + ".")):
-            return name
+    """The plugin whose package holds ``module_name``, or None for a module of the core app.
+
+    Looked up by the module's own dotted prefixes, longest first, so the cost
+    is the module's depth, not the number of plugins: ``check`` asks this for
+    every mapped class.
+    """
+    parts = module_name.split(".")
+    for depth in range(len(parts), 0, -1):
+        owner = registry.package_owners.get(".".join(parts[:depth]))
+        if owner is not None:
+            return owner
     prefix = plugins_package(registry) + "."
     if module_name.startswith(prefix):
         return module_name[len(prefix):].split(".")[0]

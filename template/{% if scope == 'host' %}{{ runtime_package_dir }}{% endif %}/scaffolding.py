@@ -10,7 +10,8 @@ What it reads stays inside the repository, or inside the exported template
 names (``answers``); and a difference is reported only once Copier's own
 render confirms it (``rendering``).
 
-Only these commands need Copier's stack (Copier itself, PyYAML, pathspec,
+A little over 300 lines on purpose: the check's findings, each with its fix,
+read best side by side. Only these commands need Copier's stack (Copier itself, PyYAML, pathspec,
 jinja2-ansible-filters); the other plugin commands never import this module.
 """
 

@@ -12,6 +12,8 @@ happen to be imported.
 
 ``Registry.load()`` reads them once into a frozen value that every command
 passes around; owners, dependency order and plugin folders derive from it.
+A little over 300 lines on purpose: the value and the rules that judge it
+(``problems()``, each worded once) belong together.
 """
 
 from __future__ import annotations
@@ -116,9 +118,10 @@ class Registry:
     @classmethod
     def load(cls, path: Path = REGISTRY_PATH, root: Path = PROJECT_ROOT, plugins_dir: str = PLUGINS_DIR) -> Registry:
         """Read the index and every declaration; raise RegistryError, naming the file, for one that is not valid."""
-        in_repository = {**read_index(path), **read_declarations(root / plugins_dir)}
+        in_folders = read_declarations(root / plugins_dir)
+        in_repository = {**read_index(path), **in_folders}
         installed = read_installed()
-        for name in sorted(set(installed) & set(read_declarations(root / plugins_dir))):
+        for name in sorted(set(installed) & set(in_folders)):
             raise RegistryError(
                 f'plugin "{name}" is both the folder {plugins_dir}/{name} and the installed package '
                 f"{installed[name].package} ({installed[name].distribution}); keep one: remove the folder, "
@@ -158,6 +161,11 @@ class Registry:
             for table in entry.tables:
                 owners.setdefault(table, []).append(name)
         return MappingProxyType({table: tuple(names) for table, names in owners.items()})
+
+    @cached_property
+    def package_owners(self) -> Mapping[str, str]:
+        """import package -> the plugin it holds, for every entry that knows its package."""
+        return MappingProxyType({entry.package: name for name, entry in self.entries.items() if entry.package})
 
     @cached_property
     def table_owners(self) -> Mapping[str, tuple[str, ...]]:
