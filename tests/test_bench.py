@@ -21,6 +21,17 @@ EXPECTED = {
     ("5 memory: peak RSS", "upgrade-all, 2 plugins, postgresql"),
     ("4 fresh install", "2 plugins x 10 revisions, sqlite"),
     ("4 fresh install", "2 plugins x 10 revisions, postgresql"),
+    *(
+        (f"6 fleet, {what}", f"{size} {backend} databases x 2 plugins{jobs}")
+        for what in ("fresh install", "nothing to do")
+        for backend, size in (("sqlite", 3), ("postgresql", 2))
+        for jobs in ("", ", --jobs 2")
+    ),
+    *(
+        ("7 fresh install, squashed", f"2 plugins: 5 revisions {how} vs 2, {backend}")
+        for how in ("squashed", "squashed and pruned")
+        for backend in ("sqlite", "postgresql")
+    ),
 }
 
 
