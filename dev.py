@@ -4,7 +4,7 @@
     python3 dev.py demo          build the demo host in build/demo and migrate it
     python3 dev.py test [ARGS]   run the whole test suite, one worker per core (ARGS go to pytest; -n 0 for one process)
     python3 dev.py examples      regenerate examples/demo-host after a template change
-    python3 dev.py bench [ARGS]  run the benchmarks (ARGS: --quick, --runs N, --json FILE)
+    python3 dev.py bench [ARGS]  run the benchmarks (ARGS: --quick, --only GROUP, --runs N, --json FILE)
 
 Both first make .venv/ with exactly the versions pinned in requirements.txt
 (installed again when that file changes, made anew when another interpreter

@@ -4,7 +4,9 @@ Issue 17's promise for ``squash``: a chain of 50 revisions, squashed, installs
 from empty in no more time than a chain of 2. Both hosts have the same
 plugins and tables (hosts.py); one grew each chain to 50 revisions and then
 ran ``squash NAME`` (the old revisions kept, as right after squashing) and,
-in a copy, ``squash NAME --prune``; the other has each chain at 2 revisions.
+in a copy, ``squash NAME --prune``; the other reaches the same schema in 2
+revisions (the baseline, then one revision adding the 49 later columns), so
+that only the length of the history differs, not what it builds.
 The timed command is ``upgrade-all`` on an empty database, as a deploy of a
 new site or the host's generated tests run it.
 """
@@ -43,6 +45,25 @@ def plugin_command(host: Path, *args: str, url: str) -> None:
         raise BenchError(f"plugins {' '.join(args)} exited {completed.returncode}:\n{completed.stdout}{completed.stderr}")
 
 
+def one_step_to_head(host: Path, plugins: int, long: int) -> None:
+    """Give every plugin the long host's models, reached by revision 0002 adding every later column at once."""
+    for index in range(1, plugins + 1):
+        name, table = hosts.plugin_name(index), hosts.table_name(index)
+        folder = host / "plugins" / name
+        (folder / "models.py").write_text(hosts.models_source(index, long))
+        columns = [hosts.column_name(number) for number in range(SHORT, long + 1)]
+        (folder / "migrations" / "versions" / f"0002_{name}_add_{columns[0]}.py").write_text(
+            f'"""add {len(columns)} columns"""\nimport sqlalchemy as sa\nfrom alembic import op\n\n'
+            f'revision = "0002_{name}"\ndown_revision = "0001_baseline_{name}"\nbranch_labels = None\n'
+            "depends_on = None\n\n\ndef upgrade():\n"
+            + "".join(f'    op.add_column("{table}", sa.Column("{column}", sa.Integer(), nullable=True))\n'
+                      for column in columns)
+            + "\n\ndef downgrade():\n"
+            + "".join(f'    op.drop_column("{table}", "{column}")\n' for column in reversed(columns))
+        )
+    hosts.commit_all(host, f"Reach the {long}-revision schema in {SHORT} revisions")
+
+
 def squash_every_plugin(host: Path, plugins: int, databases: Databases, prune: bool) -> None:
     """``squash NAME`` for every plugin; with ``prune``, then ``squash NAME --prune`` checked against a database at head."""
     at_head = databases.new("sqlite")
@@ -58,6 +79,7 @@ def measure(settings: Settings, template: Path, work: Path, databases: Databases
     print(f"bench: building {settings.plugins}-plugin hosts with {settings.long} and {SHORT} revisions ...", flush=True)
     work.mkdir(parents=True)
     short = hosts.build_hosts(work / "short", str(template), [settings.plugins], SHORT)[settings.plugins]
+    one_step_to_head(short, settings.plugins, settings.long)
     squashed = hosts.build_hosts(work / "long", str(template), [settings.plugins], settings.long)[settings.plugins]
     squash_every_plugin(squashed, settings.plugins, databases, prune=False)
     pruned = work / "pruned"
@@ -66,11 +88,13 @@ def measure(settings: Settings, template: Path, work: Path, databases: Databases
     rows = []
     for backend in ("sqlite", "postgresql"):
         for label, host in (("squashed", squashed), ("squashed and pruned", pruned)):
-            # Each install must end at the same heads a stepwise install reaches: check once, untimed.
-            url = databases.new(backend)
-            plugin_command(host, "upgrade-all", url=url)
-            expect_output([*PLUGIN_CLI, "upgrade-all"], host, {"DATABASE_URL": url},
-                          f"{settings.plugins} plugins: {settings.plugins} current")
+            # Each install must end at its head and build what the models say: check once, untimed.
+            for checked in (host, short):
+                url = databases.new(backend)
+                plugin_command(checked, "upgrade-all", url=url)
+                expect_output([*PLUGIN_CLI, "upgrade-all"], checked, {"DATABASE_URL": url},
+                              f"{settings.plugins} plugins: {settings.plugins} current")
+                plugin_command(checked, "check", "--database-url", url, url=url)
             row = Row(
                 "7 fresh install, squashed",
                 f"{settings.plugins} plugins: {settings.long} revisions {label} vs {SHORT}, {backend}",
