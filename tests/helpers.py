@@ -336,3 +336,35 @@ class Host:
         """Run Python code inside the host (its root on sys.path), DATABASE_URL set."""
         env = {"DATABASE_URL": database_url or self.database.url}
         return run([sys.executable, "-c", code], self.root, env)
+
+
+#: Runs `python -m RUNTIME ARGS` with an audit hook that counts revision files executed and alembic.ini files opened,
+#: and says which of Alembic's and Copier's modules the run loaded.
+PROBE = '''
+import json, os, runpy, sys
+root = os.path.realpath("plugins") + os.sep
+executed, opened = [], []
+def hook(event, args):
+    if event == "exec" and getattr(args[0], "co_filename", "").startswith(root):
+        executed.append(os.path.relpath(args[0].co_filename, root))
+    elif event == "open" and isinstance(args[0], (str, os.PathLike)) and os.fspath(args[0]).endswith("alembic.ini"):
+        opened.append(os.fspath(args[0]))
+sys.addaudithook(hook)
+sys.argv = ["{runtime}", *{args!r}]
+try:
+    runpy.run_module("{runtime}", run_name="__main__", alter_sys=True)
+except SystemExit as exit:
+    assert not exit.code, exit.code
+finally:
+    loaded = sorted(name for name in sys.modules if name.partition(".")[0] in ("alembic", "copier"))
+    print(json.dumps({{"executed": [p for p in executed if "/versions/" in p], "opened": opened, "loaded": loaded}}),
+          file=sys.stderr)
+'''
+
+
+def probe(host: Host, *args: str, database_url: str | None = None) -> tuple[str, dict[str, list[str]]]:
+    """Run a command; its output and what it executed of the plugins' revision files and opened of alembic.ini."""
+    result = host.python(PROBE.format(args=list(args), runtime=host.runtime), database_url)
+    *_, counts = result.stderr.strip().splitlines()
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout, json.loads(counts)

@@ -17,11 +17,8 @@ from argparse import Namespace
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic.config import Config
-from alembic.script import Script, ScriptDirectory
-from alembic.script.revision import RevisionMap, tuple_rev_as_scalar
-from alembic.util import to_tuple
 from sqlalchemy.engine import Connection
 
 from .database import Database
@@ -29,12 +26,19 @@ from .errors import PluginMigrationError
 from .graphcache import GraphCache, Graph, chain_key, ini_digest
 from .registry import Registry
 
-#: Revision id -> (its script, the names in its depends_on that are not of its own chain).
-Foreign = dict[str, tuple[Script, tuple[str, ...]]]
+if TYPE_CHECKING:  # Alembic is imported where a chain is loaded: a deploy with nothing to do never loads it
+    from alembic.config import Config
+    from alembic.script import Script, ScriptDirectory
+
+    #: Revision id -> (its script, the names in its depends_on that are not of its own chain).
+    Foreign = dict[str, tuple[Script, tuple[str, ...]]]
 
 
 def own_chain(script: ScriptDirectory) -> Foreign:
     """Give ``script`` a revision map of its own chain only; return what its revisions name of other chains."""
+    from alembic.script.revision import RevisionMap, tuple_rev_as_scalar
+    from alembic.util import to_tuple
+
     # The files as Alembic loads them, before its RevisionMap resolves (and fails on) their depends_on.
     loaded = list(script._load_revisions())
     own = {name for revision in loaded for name in (revision.revision, *revision.branch_labels)}
@@ -50,6 +54,8 @@ def own_chain(script: ScriptDirectory) -> Foreign:
 
 def confine(script: ScriptDirectory, revision_map: object = None) -> None:
     """Make ``script`` run only its own chain: as ``Chains`` loaded it (``revision_map``), else from its files."""
+    from alembic.script.revision import RevisionMap
+
     if isinstance(revision_map, RevisionMap):
         script.revision_map = revision_map
     else:  # plain `alembic -c .../alembic.ini`
@@ -112,12 +118,34 @@ class Chains:
             config.attributes["database_url"] = self.database.url
         return config
 
+    def stamping_config(self, name: str, connection: Connection) -> Config:
+        """A Config for ``command.stamp`` only: its revision map is built from the chain's graph (``graph``).
+
+        The graph comes from the cache while the chain's files are unchanged,
+        so a fresh install from a squash at the head imports no revision file.
+        Alembic needs only ids and down revisions to stamp.
+        """
+        from alembic.script.revision import Revision, RevisionMap
+
+        revisions = self.graph(name).revisions
+        config = self._bare_config(name)
+        config.attributes["registry"] = self.registry
+        config.attributes["revision_map"] = RevisionMap(
+            lambda: [Revision(revision, downs[0] if len(downs) == 1 else downs or None) for revision, downs in revisions]
+        )
+        config.attributes["connection"] = connection
+        return config
+
     def _bare_config(self, name: str, sql_buffer: io.StringIO | None = None) -> Config:
+        from alembic.config import Config
+
         # quiet: the plugin commands say what happened themselves.
         return Config(str(self.registry.entry(name).alembic_ini), output_buffer=sql_buffer, cmd_opts=Namespace(quiet=True))
 
     def script(self, name: str) -> ScriptDirectory:
         if name not in self._scripts:
+            from alembic.script import ScriptDirectory
+
             alembic_ini = self.registry.entry(name).alembic_ini
             digest = ini_digest(alembic_ini)  # before the files are read: see graphcache
             script = ScriptDirectory.from_config(self._bare_config(name))
@@ -135,6 +163,8 @@ class Chains:
             alembic_ini = self.registry.entry(name).alembic_ini
             cached = self.cache.get(alembic_ini, ini_digest(alembic_ini)) if name not in self._scripts else None
             if cached is None:
+                from alembic.util import to_tuple
+
                 script = self.script(name)
                 cached = Graph(
                     tuple(script.get_heads()),

@@ -11,7 +11,6 @@ module-level proxy per process.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,5 +94,7 @@ def _each(
 ) -> list[DatabaseRun]:
     if jobs <= 1 or len(urls) <= 1:
         return [work(url, lock_timeout) for url in urls]
+    from concurrent.futures import ProcessPoolExecutor  # multiprocessing's start-up, only for --jobs
+
     with ProcessPoolExecutor(max_workers=min(jobs, len(urls))) as pool:
         return list(pool.map(work, urls, [lock_timeout] * len(urls)))

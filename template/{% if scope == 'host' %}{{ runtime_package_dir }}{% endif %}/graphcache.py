@@ -33,15 +33,15 @@ every entry shape-checked before use, anything odd ignored.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any, TypeGuard
-
-import alembic
 
 CACHE_PATH = Path(__file__).resolve().parent / "__pycache__" / "plugin-chains.json"
 #: Changes whenever what an entry holds changes meaning; the Alembic version is part of the check too.
@@ -51,6 +51,12 @@ MAX_BYTES = 64 * 2**20
 #: Deeper folders under a version location are not followed (a symlink loop ends here).
 MAX_DEPTH = 8
 _MAX_NAME = 1024
+
+
+@cache
+def alembic_version() -> str:
+    """Alembic's version, read from its installed metadata: importing Alembic is what the cache spares."""
+    return importlib.metadata.version("alembic")
 
 
 @dataclass(frozen=True)
@@ -108,7 +114,7 @@ def ini_digest(alembic_ini: Path) -> str | None:
 
 def chain_key(ini: str, locations: Sequence[str]) -> str | None:
     """The key of a chain: its ini's digest and every file under its version locations, None when unreadable."""
-    digest = hashlib.sha256(f"{FORMAT}\0{alembic.__version__}\0{ini}\0".encode())
+    digest = hashlib.sha256(f"{FORMAT}\0{alembic_version()}\0{ini}\0".encode())
     try:
         for location in locations:
             digest.update(f"location\0{location}\0".encode())
@@ -171,7 +177,7 @@ class GraphCache:
             return
         try:
             with os.fdopen(handle, "w", encoding="utf-8") as file:
-                json.dump({"format": FORMAT, "alembic": alembic.__version__, "chains": entries}, file)
+                json.dump({"format": FORMAT, "alembic": alembic_version(), "chains": entries}, file)
             os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide it from the app's other users
             os.replace(temporary, self.path)  # readers see the old file or the new one, never half of one
         except OSError:
@@ -193,7 +199,7 @@ def _read_file(path: Path) -> dict[str, Any]:
         data = json.loads(raw)
     except (OSError, ValueError, RecursionError):
         return {}
-    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("alembic") != alembic.__version__:
+    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("alembic") != alembic_version():
         return {}
     chains = data.get("chains")
     return chains if isinstance(chains, dict) else {}

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from .fleet import DatabaseRun
 from .outcomes import UPGRADE_STATUSES, Outcome, Status
+
+if TYPE_CHECKING:
+    from .fleet import DatabaseRun
 
 
 def print_table(headers: list[str], rows: list[list[str]]) -> None:

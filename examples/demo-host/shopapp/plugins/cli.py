@@ -24,7 +24,6 @@ from typing import Any
 import click
 
 from . import PluginManager
-from .checks import check as check_chains
 from .cli_options import configure_logging, confirm_drop, database_options, fails_cleanly, json_option, writing_options
 from .cli_scaffolding import SCAFFOLDING_COMMANDS
 from .cli_squash import SQUASH_COMMANDS
@@ -240,6 +239,8 @@ def freeze_baseline(ctx: click.Context, name: str) -> None:
 def check(names: tuple[str, ...], database_url: str | None) -> None:
     """Fail when models, registry and migrations disagree (no database needed)."""
     try:
+        from .checks import check as check_chains  # it loads Alembic, which other commands may not need
+
         problems = check_chains(Registry.load(), list(names) or None, database_url)
     except RegistryError as error:
         problems = [str(error)]

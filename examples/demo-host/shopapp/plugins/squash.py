@@ -99,10 +99,12 @@ def install_from_squash(chains: Chains, connection: Connection, name: str, targe
         connection.execute(CreateTable(frozen.table))
         for index in frozen.indexes:
             connection.execute(CreateIndex(index))
+    if target == at or (target == "head" and at == chains.head(name)):
+        command.stamp(chains.stamping_config(name, connection), at)  # no revision file imported: see stamping_config
+        return True
     config = chains.config(name, connection)
     command.stamp(config, at)
-    if target != at:
-        command.upgrade(config, target)
+    command.upgrade(config, target)
     return True
 
 

@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import String, inspect, literal, select, union_all
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.expression import column as sql_column
@@ -50,6 +49,8 @@ def read_state(connection: Connection, registry: Registry, names: Iterable[str])
 
 def current_revision(connection: Connection, entry: PluginEntry) -> str | None:
     """The plugin's revision recorded in the database (None when not installed), as Alembic reads it."""
+    from alembic.runtime.migration import MigrationContext  # not at the top: see upgrade's docstring
+
     return MigrationContext.configure(connection, opts={"version_table": entry.version_table}).get_current_revision()
 
 
