@@ -50,7 +50,15 @@ class Row:
 
     @property
     def ratio(self) -> float:
+        """ours / baseline; NaN when the baseline was not run (too slow at that size: see the row's target)."""
+        if not self.baseline:
+            return float("nan")
         return self.median("ours") / self.median("baseline")
+
+    @property
+    def memory_ratio(self) -> float:
+        ours, baseline = (statistics.median(s.peak_rss_kib for s in getattr(self, w)) for w in ("ours", "baseline"))
+        return ours / baseline
 
 
 class BenchError(Exception):
@@ -121,9 +129,9 @@ def alternate(
 
 
 def progress(row: Row) -> None:
+    baseline = f"{row.median('baseline'):.3f} s" if row.baseline else "not run"
     print(
-        f"  {row.measurement} [{row.case}]: ours {row.median('ours'):.3f} s, "
-        f"baseline {row.median('baseline'):.3f} s, ratio {row.ratio:.3f}",
+        f"  {row.measurement} [{row.case}]: ours {row.median('ours'):.3f} s, baseline {baseline}, ratio {row.ratio:.3f}",
         flush=True,
     )
 
@@ -183,8 +191,9 @@ def table(rows: list[Row]) -> str:
     for row in rows:
         is_memory = row.measurement.startswith("5")
         if is_memory:
-            ours, baseline = memory(row.ours), memory(row.baseline)
-            ratio = f"{statistics.median(s.peak_rss_kib for s in row.ours) / statistics.median(s.peak_rss_kib for s in row.baseline):.2f}"
+            ours, baseline, ratio = memory(row.ours), memory(row.baseline), f"{row.memory_ratio:.2f}"
+        elif not row.baseline:
+            ours, baseline, ratio = seconds(row.ours), "not run", "-"
         else:
             ours, baseline, ratio = seconds(row.ours), seconds(row.baseline), f"{row.ratio:.2f}"
         met = "-" if row.met is None else ("yes" if row.met else "NO")

@@ -17,6 +17,8 @@ EXPECTED = {
     ("2 regeneration check", "2 plugins"),
     ("3 upgrade, nothing to do", "2 plugins x 10 revisions, sqlite"),
     ("3 upgrade, nothing to do", "2 plugins x 10 revisions, postgresql"),
+    ("3b status", "2 plugins x 10 revisions, sqlite"),
+    ("3b status", "2 plugins x 10 revisions, postgresql"),
     ("5 memory: peak RSS", "upgrade-all, 2 plugins, sqlite"),
     ("5 memory: peak RSS", "upgrade-all, 2 plugins, postgresql"),
     ("4 fresh install", "2 plugins x 10 revisions, sqlite"),
