@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import shutil
 import stat
 import sys
 from pathlib import Path
@@ -85,6 +86,9 @@ def test_the_cache_follows_every_change_to_a_chain(demo_host: Host) -> None:
     third.write_text(third.read_text().replace('"0003_usb"', '"0003_usc"'))
     os.utime(third, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert (third.stat().st_size, third.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    # This cache is keyed by content, so it sees the edit. Python's bytecode cache is keyed by mtime and size,
+    # so it would still hand Alembic the old code (plain `alembic` too): clear it, as such an edit needs anyway.
+    shutil.rmtree(versions(host, "usb") / "__pycache__", ignore_errors=True)
     assert status(host)["usb"]["pending"] == ["0003_usc"]
 
     # Renamed out of Alembic's sight (not *.py): the revision is gone; renamed back, it is there again.
