@@ -31,7 +31,7 @@ from .conflicts import CONFLICT_PROBLEM, conflict_fix, holds_conflict_markers
 from .errors import PluginMigrationError
 from .fetching import TemplateUnusable, TemplateVersion, TemplateVersions
 from .paths import OutsidePath, confine, read_bytes_inside
-from .declarations import read_declarations, read_installed
+from .declarations import read_declarations, read_installed, render_index
 from .registry import PROJECT_ROOT, REGISTRY_PATH
 from .rendering import Files, TemplateRenderer, copier_render
 from .settings import PLUGINS_DIR
@@ -80,11 +80,6 @@ def expected_registry(answers_files: list[AnswersFile], root: Path = PROJECT_ROO
     for name, declared in {**read_declarations(root / PLUGINS_DIR), **read_installed()}.items():
         plugins[name] = {"tables": list(declared.tables), "depends_on": list(declared.depends_on)}
     return {"plugins": dict(sorted(plugins.items()))}
-
-
-def render_registry(registry: dict[str, Any]) -> str:
-    """The registry file's text: sorted keys, one table per line, for reviewable diffs."""
-    return json.dumps(registry, indent=2, sort_keys=True) + "\n"
 
 
 def _unified(expected: str, actual: str, expected_label: str, actual_label: str) -> str:
@@ -279,7 +274,7 @@ def _check_registry(root: Path, answers_files: list[AnswersFile]) -> Iterator[Fi
             relative,
             "is out of date: the plugins' plugin.json files say otherwise",
             f"{fix} (or `copier update` the plugin with the answers you meant)",
-            _unified(render_registry(expected), render_registry(actual), "plugin.json files", f"working tree: {relative}"),
+            _unified(render_index(expected), render_index(actual), "plugin.json files", f"working tree: {relative}"),
         )
 
 
@@ -303,7 +298,7 @@ def sync_registry(root: Path = PROJECT_ROOT) -> bool:
         path, _ = _registry_path(root)
     except OutsidePath as error:
         raise PluginMigrationError(f"{error}: sync-registry does not write through it; replace the link with a file") from None
-    text = render_registry(expected_registry(read_answers_files(root), root))
+    text = render_index(expected_registry(read_answers_files(root), root))
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return False
     path.write_text(text, encoding="utf-8")

@@ -51,6 +51,11 @@ class Declared:
     package: str | None = None
 
 
+def render_index(index: dict[str, object]) -> str:
+    """registry.json's text, as ``sync-registry`` and ``remove`` write it: sorted keys, indented, for reviewable diffs."""
+    return json.dumps(index, indent=2, sort_keys=True) + "\n"
+
+
 def read_index(path: Path) -> dict[str, Declared]:
     """registry.json's entries as (tables, depends_on) by plugin name; none when the file is absent."""
     data = _read_json(path, missing={"plugins": {}})

@@ -17,6 +17,7 @@ from pathlib import Path
 from sqlalchemy import MetaData, Table, inspect
 
 from .chains import Chains
+from .declarations import render_index
 from .downgrade import Confirm, downgrade_in, downgrade_sql
 from .errors import PluginMigrationError
 from .outcomes import Outcome, Status
@@ -127,4 +128,4 @@ def _drop_registry_entry(path: Path, name: str) -> None:
     if name not in data.get("plugins", {}):
         return
     data["plugins"].pop(name)
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    path.write_text(render_index(data), encoding="utf-8")
