@@ -25,7 +25,7 @@ from typing import Any
 
 from alembic import context, op
 from alembic.util import CommandError
-from sqlalchemy import MetaData, Table, inspect
+from sqlalchemy import MetaData, Table
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.schema import CreateIndex, CreateTable, DropTable, sort_tables
 
@@ -37,6 +37,7 @@ from .errors import PluginMigrationError
 from .metadata import load_metadata
 from .naming import NAMING_CONVENTION, unnamed_uniques
 from .registry import Registry, default_registry
+from .schemas import create_schema, effective_schema, table_names, translate_map, translated, without_schemas
 from .settings import MODEL_BASE
 
 __all__ = [
@@ -96,13 +97,14 @@ def plugin_tables(plugin_name: str, registry: Registry | None = None) -> list[Ta
     registry = registry or default_registry()
     metadata = load_metadata(registry)
     owned = _owned(registry, plugin_name)
-    missing = [name for name in owned if name not in metadata.tables]
+    missing = [name for name in owned if registry.entry(plugin_name).key(name) not in metadata.tables]
     if missing:
         raise PluginMigrationError(
             f'plugin "{plugin_name}": registered tables {", ".join(missing)} are not defined by any model; '
             f"declare them in the plugin's models.py or remove them from its tables answer"
         )
-    tables = [metadata.tables[name] for name in owned]
+    entry = registry.entry(plugin_name)
+    tables = [metadata.tables[entry.key(name)] for name in owned]
     for table in tables:
         for foreign_key in table.foreign_keys:
             referred = foreign_key.target_fullname.rpartition(".")[0]
@@ -127,20 +129,24 @@ def get_plugin_metadata(plugin_name: str, registry: Registry | None = None) -> M
     return filtered
 
 
-def include_name_for(plugin_name: str, registry: Registry | None = None) -> Callable[..., bool]:
-    """Alembic ``include_name`` hook: reflect only the plugin's own tables."""
-    owned = frozenset(_owned(registry or default_registry(), plugin_name))
+def include_name_for(plugin_name: str, registry: Registry | None = None, dialect_name: str = "") -> Callable[..., bool]:
+    """Alembic ``include_name`` hook: reflect only the plugin's own tables, in its own schema."""
+    registry = registry or default_registry()
+    owned = frozenset(_owned(registry, plugin_name))
+    schema = effective_schema(registry.entry(plugin_name).schema, dialect_name)
 
     def include_name(name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
+        if type_ == "schema":
+            return name in (None, schema)
         if type_ == "table":
-            return name in owned
+            return name in owned and parent_names.get("schema_name") == schema
         return True
 
     return include_name
 
 
 def include_object_for(
-    plugin_name: str, registry: Registry | None = None, connection: Connection | None = None
+    plugin_name: str, registry: Registry | None = None, connection: Connection | None = None, dialect_name: str = ""
 ) -> Callable[..., bool]:
     """Alembic ``include_object`` hook: compare only the plugin's own tables.
 
@@ -149,12 +155,15 @@ def include_object_for(
     before constraints were named): batch mode names it when it next copies
     the table.
     """
-    owned = frozenset(_owned(registry or default_registry(), plugin_name))
+    registry = registry or default_registry()
+    owned = frozenset(_owned(registry, plugin_name))
     unnamed = unnamed_uniques(connection) if connection is not None and connection.dialect.name == "sqlite" else None
+
+    schema = effective_schema(registry.entry(plugin_name).schema, connection.dialect.name if connection else dialect_name)
 
     def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
         if type_ == "table":
-            return name in owned
+            return name in owned and obj.schema == schema
         table = getattr(obj, "table", None)
         if table is not None and type_ in ("column", "index", "unique_constraint", "foreign_key_constraint"):
             if type_ == "unique_constraint" and not reflected and unnamed is not None:
@@ -165,15 +174,29 @@ def include_object_for(
     return include_object
 
 
+def target_metadata(registry: Registry, dialect_name: str) -> MetaData:
+    """The models' MetaData as this backend sees it: on SQLite, plugin schemas mapped away."""
+    metadata = load_metadata(registry)
+    mapping = translate_map(registry.schemas, dialect_name)
+    return without_schemas(metadata, frozenset(mapping), len(metadata.tables)) if mapping else metadata
+
+
 def configure_options(
     registry: Registry, plugin_name: str, dialect_name: str, connection: Connection | None = None
 ) -> dict[str, Any]:
-    """The ``context.configure()`` options of plugin_name's environment (autogenerate and checks use them too)."""
+    """The ``context.configure()`` options of plugin_name's environment (autogenerate and checks use them too).
+
+    A plugin with a schema keeps its version table there and compares only
+    that schema's tables; on SQLite the schema is mapped away (``schemas``).
+    """
+    schema = effective_schema(registry.entry(plugin_name).schema, dialect_name)
     return {
-        "target_metadata": load_metadata(registry),
+        "target_metadata": target_metadata(registry, dialect_name),
         "version_table": registry.entry(plugin_name).version_table,
-        "include_name": include_name_for(plugin_name, registry),
-        "include_object": include_object_for(plugin_name, registry, connection),
+        "version_table_schema": schema,
+        "include_schemas": schema is not None,
+        "include_name": include_name_for(plugin_name, registry, dialect_name),
+        "include_object": include_object_for(plugin_name, registry, connection, dialect_name),
         "compare_type": True,
         "compare_server_default": True,
         # SQLite cannot ALTER most things in place; batch mode copies the table there and
@@ -217,6 +240,7 @@ def _run_plugin_migrations(plugin_name: str) -> None:
         return
 
     def run(connection: Connection) -> None:
+        connection = translated(connection, registry.schemas)
         options = configure_options(registry, plugin_name, connection.dialect.name, connection)
         context.configure(connection=connection, **options)
         with context.begin_transaction():
@@ -259,7 +283,10 @@ def create_plugin_tables(plugin_name: str) -> None:
     """
     registry = _registry()
     offline = context.is_offline_mode()
-    existing = set() if offline else set(inspect(op.get_bind()).get_table_names())
+    schema = effective_schema(registry.entry(plugin_name).schema, op.get_context().dialect.name)
+    if schema:
+        op.execute(create_schema(schema))  # in the plugin's migration transaction: a failure leaves no schema
+    existing = set() if offline else table_names(op.get_bind(), registry.schemas)
     missing = [frozen for frozen in _baseline_tables(registry, plugin_name) if frozen.table.name not in existing]
     for enum in enum_types(frozen.table for frozen in missing):
         enum.create(op.get_bind(), checkfirst=not offline)
@@ -273,7 +300,7 @@ def drop_plugin_tables(plugin_name: str) -> None:
     """Drop the plugin's tables, dependents first, then their enum types; online, only those that exist."""
     registry = _registry()
     offline = context.is_offline_mode()
-    existing = set() if offline else set(inspect(op.get_bind()).get_table_names())
+    existing = set() if offline else table_names(op.get_bind(), registry.schemas)
     dropped = [f.table for f in reversed(_baseline_tables(registry, plugin_name)) if offline or f.table.name in existing]
     for table in dropped:
         op.execute(DropTable(table))

@@ -249,7 +249,7 @@ def prune(chains: Chains, name: str, urls: list[str]) -> list[Path]:
     if not older:
         raise PluginMigrationError(f'plugin "{name}": its chain already starts at its squash {at}, nothing to prune')
     for url in urls:
-        database = Database(url)
+        database = Database(url, schemas=chains.registry.schemas)
         try:
             with database.read_only() as connection:
                 current = current_revision(connection, entry)
