@@ -25,7 +25,7 @@ from typing import Any
 
 from alembic import context, op
 from alembic.util import CommandError
-from sqlalchemy import MetaData, Table
+from sqlalchemy import MetaData, Table, inspect
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.schema import CreateIndex, CreateTable, DropTable, sort_tables
 
@@ -235,7 +235,10 @@ def _run_plugin_migrations(plugin_name: str) -> None:
             dialect_opts={"paramstyle": "named"},
             **configure_options(registry, plugin_name, backend_name(url)),
         )
+        schema = effective_schema(registry.entry(plugin_name).schema, backend_name(url))
         with context.begin_transaction():
+            if schema and context.get_starting_revision_argument() in (None, "base"):
+                context.execute(create_schema(schema))  # an install: the version table goes into it first
             context.run_migrations()
         return
 
@@ -244,6 +247,10 @@ def _run_plugin_migrations(plugin_name: str) -> None:
         options = configure_options(registry, plugin_name, connection.dialect.name, connection)
         context.configure(connection=connection, **options)
         with context.begin_transaction():
+            schema = options["version_table_schema"]
+            if schema and schema not in inspect(connection).get_schema_names():
+                # Before Alembic makes the version table in it; in the plugin's transaction, so a failure leaves none.
+                connection.execute(create_schema(schema))
             context.run_migrations()
 
     connectable = config.attributes.get("connection")
@@ -266,10 +273,12 @@ def _baseline_tables(registry: Registry, plugin_name: str) -> list[FrozenTable]:
     if frozen is not None:
         owned = set(_owned(registry, plugin_name))
         return [table for name, table in frozen.items() if name in owned]
-    return [
-        FrozenTable(table, sorted(table.indexes, key=lambda index: index.name or ""))
-        for table in plugin_tables(plugin_name, registry)
-    ]
+    # SQLite's DDL compiler leaves out a foreign key between two schemas, so there it builds from the
+    # models with the schemas mapped away (what schema_translate_map does to the rest of the SQL).
+    models = target_metadata(registry, op.get_context().dialect.name)
+    tables = [models.tables[table.key if table.key in models.tables else table.name]
+              for table in plugin_tables(plugin_name, registry)]
+    return [FrozenTable(table, sorted(table.indexes, key=lambda index: index.name or "")) for table in tables]
 
 
 def create_plugin_tables(plugin_name: str) -> None:
@@ -283,9 +292,6 @@ def create_plugin_tables(plugin_name: str) -> None:
     """
     registry = _registry()
     offline = context.is_offline_mode()
-    schema = effective_schema(registry.entry(plugin_name).schema, op.get_context().dialect.name)
-    if schema:
-        op.execute(create_schema(schema))  # in the plugin's migration transaction: a failure leaves no schema
     existing = set() if offline else table_names(op.get_bind(), registry.schemas)
     missing = [frozen for frozen in _baseline_tables(registry, plugin_name) if frozen.table.name not in existing]
     for enum in enum_types(frozen.table for frozen in missing):

@@ -123,10 +123,13 @@ def downgrade_sql(chains: Chains, name: str, revision: str) -> str:
         command.downgrade(chains.config(name, sql_buffer=buffer), f"{current}:{revision}", sql=True)
     except CommandError as error:
         raise PluginMigrationError(f'plugin "{name}": {error}') from None
-    dropped_schema = ""
+    script = buffer.getvalue()
     if revision == "base" and (schema := effective_schema(entry.schema, chains.database.backend)):
-        dropped_schema = f"DROP TABLE {schema}.{entry.version_table};\n\n{drop_sql(schema)}\n\n"
-    return f"-- plugin {name}: {current} -> {revision}\n{buffer.getvalue()}{dropped_schema}"
+        # In the same transaction as the downgrade, as the run does it.
+        before, commit, after = script.rpartition("COMMIT;")
+        dropped = f"DROP TABLE {schema}.{entry.version_table};\n\n{drop_sql(schema)}\n\n"
+        script = f"{before}{dropped}{commit}{after}" if commit else script + dropped
+    return f"-- plugin {name}: {current} -> {revision}\n{script}"
 
 
 def _refuse_needed(chains: Chains, connection: Connection, name: str, current: str | None, revision: str) -> None:

@@ -16,9 +16,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import MetaData, Table, inspect
-from sqlalchemy.schema import RETAIN_SCHEMA
+from sqlalchemy import BLANK_SCHEMA, MetaData, Table, inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.ddl import CreateSchema, DropSchema
 
@@ -115,11 +115,13 @@ def without_schemas(metadata: MetaData, schemas: frozenset[str | None], _tables:
     """
     copy = MetaData(naming_convention=metadata.naming_convention)
 
-    def referred(table: Table, to_schema: str | None, constraint: object, referred_schema: str | None) -> str | None:
-        return None if referred_schema in schemas else referred_schema
+    def referred(table: Table, to_schema: str | None, constraint: object, referred_schema: str | None) -> Any:
+        return BLANK_SCHEMA if referred_schema in schemas else referred_schema  # None would keep the schema
 
     for table in metadata.sorted_tables:
-        table.to_metadata(copy, schema=None if table.schema in schemas else RETAIN_SCHEMA, referred_schema_fn=referred)
+        # schema=None is SQLAlchemy's "no schema" (its annotation names only a str or RETAIN_SCHEMA).
+        mapped_away: dict[str, Any] = {"schema": None} if table.schema in schemas else {}
+        table.to_metadata(copy, referred_schema_fn=referred, **mapped_away)
     return copy
 
 
