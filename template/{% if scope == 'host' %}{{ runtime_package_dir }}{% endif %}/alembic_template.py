@@ -37,7 +37,15 @@ from .errors import PluginMigrationError
 from .metadata import load_metadata
 from .naming import NAMING_CONVENTION, unnamed_uniques
 from .registry import Registry, default_registry
-from .schemas import create_schema, effective_schema, table_names, translate_map, translated, without_schemas
+from .schemas import (
+    create_schema,
+    effective_schema,
+    map_away_in_operations,
+    table_names,
+    translate_map,
+    translated,
+    without_schemas,
+)
 from .settings import MODEL_BASE
 
 __all__ = [
@@ -246,6 +254,7 @@ def _run_plugin_migrations(plugin_name: str) -> None:
         connection = translated(connection, registry.schemas)
         options = configure_options(registry, plugin_name, connection.dialect.name, connection)
         context.configure(connection=connection, **options)
+        map_away_in_operations(context.get_context(), registry.schemas)
         with context.begin_transaction():
             schema = options["version_table_schema"]
             if schema and schema not in inspect(connection).get_schema_names():

@@ -50,6 +50,7 @@ from sqlalchemy.sql.naming import conv
 from .autogen import render_code
 from .errors import PluginMigrationError
 from .registry import PluginEntry
+from .schemas import effective_schema, has_schemas
 
 #: (table, column, "type" or "server_default") that the models change against the database at the baseline.
 Changes = set[tuple[str, str, str]]
@@ -78,11 +79,15 @@ class _Recorder:
         )
 
     def create_table(self, name: str, *columns: Any, **kw: Any) -> Table:
+        if not has_schemas(self._context.dialect.name):
+            kw.pop("schema", None)  # SQLite: the plugin's schema is the main database (``schemas``)
         table = ops.CreateTableOp(name, list(columns), **kw).to_table(self._context)
         self.tables.append(FrozenTable(table))
         return table
 
     def create_index(self, name: str, table_name: str, columns: Any, **kw: Any) -> Index:
+        if not has_schemas(self._context.dialect.name):
+            kw.pop("schema", None)
         index = ops.CreateIndexOp(name, table_name, columns, **kw).to_index(self._context)
         self.tables[-1].indexes.append(index)
         return index
@@ -196,12 +201,13 @@ def render_frozen_baseline(
     entry: PluginEntry, connection: Connection, baseline_revision: str, models: MetaData, changes: Changes
 ) -> str:
     """The frozen baseline file: the plugin's tables as the database at its baseline holds them, typed as the models say."""
-    present = set(inspect(connection).get_table_names())
+    schema = effective_schema(entry.schema, connection.dialect.name)
+    present = set(inspect(connection).get_table_names(schema=schema))
     reflected = MetaData(naming_convention=models.naming_convention)
-    tables = [Table(name, reflected, autoload_with=connection) for name in entry.tables if name in present]
+    tables = [Table(name, reflected, schema=schema, autoload_with=connection) for name in entry.tables if name in present]
     functions, entries, imports = [], [], {"import sqlalchemy as sa", "from alembic import op"}
     for table in sort_tables(tables):
-        indexes = _as_the_models_say(table, models.tables.get(table.name), changes)
+        indexes = _as_the_models_say(table, models.tables.get(entry.key(table.name)), changes)
         operations = ops.UpgradeOps(
             ops=[ops.CreateTableOp.from_table(table), *(ops.CreateIndexOp.from_index(index) for index in indexes)]
         )

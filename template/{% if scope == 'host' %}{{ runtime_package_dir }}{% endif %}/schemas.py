@@ -132,3 +132,26 @@ def drop_plugin_schema(connection: Connection, schema: str, version_table: str) 
     if version_table in inspect(connection).get_table_names(schema=schema):
         Table(version_table, MetaData(), schema=schema).drop(connection)
     return drop_if_empty(connection, schema)
+
+
+def map_away_in_operations(migration_context: Any, schemas: Iterable[str]) -> None:
+    """Make a SQLite migration context drop plugin schemas from the statements Alembic's ``op`` emits.
+
+    ``schema_translate_map`` covers SQLAlchemy's own constructs (CREATE TABLE,
+    INSERT, reflection), but Alembic writes a table's schema into ALTER and
+    RENAME statements itself; a revision written against PostgreSQL says
+    ``schema="plugin_x"``, and must run on SQLite too. Alembic has no option
+    for it, so each statement's ``schema`` is cleared on its way to the database.
+    """
+    mapping = translate_map(schemas, migration_context.dialect.name)
+    if not mapping:
+        return
+    impl = migration_context.impl
+    execute = impl._exec
+
+    def _exec(construct: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(construct, "schema", None) in mapping:
+            construct.schema = None
+        return execute(construct, *args, **kwargs)
+
+    impl._exec = _exec
