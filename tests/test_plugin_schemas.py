@@ -232,6 +232,12 @@ def test_on_sqlite_the_schema_is_the_main_database(host: Host) -> None:
     assert foreign_keys(url, "ledger_notes") == [(None, "ledger_entries")]
     checked = host.plugin_cli("check", "--database-url", url)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    refused = host.plugin_cli("revision", "ledger_notes", "-m", "x", "--autogenerate")
+    assert refused.returncode == 1, refused.stdout
+    assert refused.stderr.startswith(f'Error: plugin "ledger_notes": its tables are in, or point into, the PostgreSQL schema {SCHEMA}')
+    assert [p.name for p in (host.root / "plugins/ledger_notes/migrations/versions").glob("*.py")] == [
+        "0001_baseline.py"
+    ]
     rows = host.python(
         "from shopapp.plugins import PluginManager\n"
         "print(sorted(PluginManager().upgrade_all_plugins()))\n"
