@@ -247,3 +247,14 @@ def test_on_sqlite_the_schema_is_the_main_database(host: Host) -> None:
     dropped = host.plugin_cli("downgrade", "ledger", "base", "--yes")
     assert dropped.returncode == 0, dropped.stderr
     assert "ledger_entries" not in tables_in(url)[None]
+
+
+def test_a_hand_edited_schema_is_refused_before_any_database(schema_host_template: Path, tmp_path: Path) -> None:
+    root = tmp_path / "host"
+    shutil.copytree(schema_host_template, root, symlinks=True)
+    host = Host(root)
+    host.declare("ledger", schema="public")
+    result = host.plugin_cli("status")
+    assert result.returncode == 1
+    assert 'entry "ledger": "public" is not a valid schema' in result.stderr, result.stderr
+    assert not (root / "app.db").exists()

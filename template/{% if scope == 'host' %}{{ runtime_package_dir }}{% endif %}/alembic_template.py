@@ -15,6 +15,9 @@ app's own ``env.py`` may use ``core_include_name`` / ``core_include_object``.
 - ``create_plugin_tables`` / ``drop_plugin_tables`` emit DDL from the models
   themselves (SQLAlchemy ``CreateTable``), or from the frozen baseline once
   the chain has grown, so baselines never copy column definitions.
+
+A little over 300 lines: the contract names this module as what env.py and
+revisions import, and a plugin's schema (``schemas``) adds to each of them.
 """
 
 from __future__ import annotations
