@@ -125,7 +125,7 @@ def test_copier_refuses_a_bad_schema(schema_host_template: Path, tmp_path: Path,
 
 
 @pytest.mark.parametrize("new_database", ["postgresql"], indirect=True)
-def test_schema_plugin_through_python_m(host: Host) -> None:
+def test_schema_plugin_through_python_m(host: Host, new_database) -> None:
     url = host.database.url
     preview = host.plugin_cli("upgrade-all", "--sql")
     assert preview.returncode == 0, preview.stderr
@@ -159,6 +159,21 @@ def test_schema_plugin_through_python_m(host: Host) -> None:
     assert "memo" in {c["name"] for c in sa.inspect(engine).get_columns("ledger_entries", SCHEMA)}
     engine.dispose()
     checked = host.plugin_cli("check", "--database-url", url)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    # A squash (replayed on SQLite) keeps the schema: a fresh PostgreSQL install builds from it, in the schema.
+    squashed = host.plugin_cli("squash", "ledger")
+    assert squashed.returncode == 0, squashed.stdout + squashed.stderr
+    assert f"schema='{SCHEMA}'" in (host.root / "plugins/ledger/migrations/squash_schema.py").read_text()
+    fresh = new_database().url
+    host.create_all(fresh, tables=["sites"])
+    preview = host.plugin_cli("upgrade-all", "--sql", database_url=fresh)
+    assert f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}" in preview.stdout, preview.stdout + preview.stderr
+    installed = host.plugin_cli("upgrade-all", database_url=fresh)
+    assert installed.returncode == 0, installed.stderr
+    assert tables_in(fresh)[SCHEMA] == {"ledger_entries", "alembic_version_ledger"}
+    assert foreign_keys(fresh, "ledger_notes") == [(SCHEMA, "ledger_entries")]
+    checked = host.plugin_cli("check", "--database-url", fresh)
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
     # A plain plugin's foreign key into the schema holds the schema's downgrade back.

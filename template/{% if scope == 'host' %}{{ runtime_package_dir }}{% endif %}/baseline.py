@@ -42,7 +42,7 @@ from typing import Any
 
 from alembic.operations import ops
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Boolean, CheckConstraint, Column, Index, MetaData, Table, false, inspect, text, true
+from sqlalchemy import BLANK_SCHEMA, Boolean, CheckConstraint, Column, Index, MetaData, Table, false, inspect, text, true
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import DefaultClause, sort_tables
 from sqlalchemy.sql.naming import conv
@@ -50,7 +50,7 @@ from sqlalchemy.sql.naming import conv
 from .autogen import render_code
 from .errors import PluginMigrationError
 from .registry import PluginEntry
-from .schemas import effective_schema, has_schemas
+from .schemas import effective_schema, has_schemas, without_schemas
 
 #: (table, column, "type" or "server_default") that the models change against the database at the baseline.
 Changes = set[tuple[str, str, str]]
@@ -79,9 +79,11 @@ class _Recorder:
         )
 
     def create_table(self, name: str, *columns: Any, **kw: Any) -> Table:
-        if not has_schemas(self._context.dialect.name):
-            kw.pop("schema", None)  # SQLite: the plugin's schema is the main database (``schemas``)
         table = ops.CreateTableOp(name, list(columns), **kw).to_table(self._context)
+        schemas = frozenset({other.schema for other in table.metadata.tables.values()} - {None})
+        if schemas and not has_schemas(self._context.dialect.name):
+            # SQLite: the plugin's schema is the main database, for the table and its foreign keys (``schemas``).
+            table = without_schemas(table.metadata, schemas, len(table.metadata.tables)).tables[name]
         self.tables.append(FrozenTable(table))
         return table
 
@@ -118,6 +120,25 @@ def load_frozen_baseline(
         create()
         frozen[table_name] = recorder.tables[-1]
     return frozen
+
+
+def _in_model_schemas(tables: list[Table], models: MetaData) -> list[Table]:
+    """Tables reflected where schemas are mapped away (SQLite), put back in the models' schemas, and their
+    foreign keys with them: the frozen file must build the same tables on PostgreSQL."""
+    schema_of = {table.name: table.schema for table in models.tables.values() if table.schema}
+    if not schema_of:
+        return tables
+    placed = MetaData(naming_convention=models.naming_convention)
+
+    def referred(table: Table, to_schema: str | None, constraint: Any, referred_schema: str | None) -> Any:
+        return referred_schema or schema_of.get(constraint.referred_table.name) or BLANK_SCHEMA
+
+    def place(table: Table) -> Table:
+        schema: dict[str, Any] = {"schema": schema_of[table.name]} if table.name in schema_of else {}
+        return table.to_metadata(placed, referred_schema_fn=referred, **schema)
+
+    placed_by_name = {table.name: place(table) for table in tables[0].metadata.sorted_tables} if tables else {}
+    return [placed_by_name[table.name] for table in tables]  # the tables they point to came along
 
 
 #: A PostgreSQL cast, ``::numeric`` or ``::character varying(20)[]``: how it gives back defaults and checks.
@@ -205,6 +226,8 @@ def render_frozen_baseline(
     present = set(inspect(connection).get_table_names(schema=schema))
     reflected = MetaData(naming_convention=models.naming_convention)
     tables = [Table(name, reflected, schema=schema, autoload_with=connection) for name in entry.tables if name in present]
+    if not has_schemas(connection.dialect.name):
+        tables = _in_model_schemas(tables, models)
     functions, entries, imports = [], [], {"import sqlalchemy as sa", "from alembic import op"}
     for table in sort_tables(tables):
         indexes = _as_the_models_say(table, models.tables.get(entry.key(table.name)), changes)

@@ -52,6 +52,7 @@ from .database import Database
 from .errors import PluginMigrationError
 from .metadata import load_metadata
 from .registry import PluginEntry, Registry
+from .schemas import create_schema, effective_schema
 from .versions import current_revision
 
 SQUASH_SCHEMA = "squash_schema.py"
@@ -93,6 +94,8 @@ def install_from_squash(chains: Chains, connection: Connection, name: str, targe
         return False
     migration_context = MigrationContext.configure(connection)
     tables = squashed_tables(entry, migration_context)
+    if schema := effective_schema(entry.schema, connection.dialect.name):
+        connection.execute(create_schema(schema))  # in the plugin's transaction, as an install from its base does
     for enum in enum_types(frozen.table for frozen in tables):
         enum.create(connection, checkfirst=True)
     for frozen in tables:
@@ -117,6 +120,8 @@ def install_from_squash_sql(chains: Chains, name: str, target: str) -> str | Non
     dialect = make_url(chains.database.url).get_dialect()()
     tables = squashed_tables(entry, MigrationContext.configure(dialect=dialect))
     statements: list[str] = []
+    if schema := effective_schema(entry.schema, dialect.name):
+        statements.append(f"{str(create_schema(schema).compile(dialect=dialect)).strip()};\n")
     for frozen in tables:
         statements.append(f"{str(CreateTable(frozen.table).compile(dialect=dialect)).strip()};\n")
         statements.extend(f"{str(CreateIndex(index).compile(dialect=dialect)).strip()};\n" for index in frozen.indexes)
