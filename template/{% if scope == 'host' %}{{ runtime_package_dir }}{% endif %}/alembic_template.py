@@ -108,13 +108,13 @@ def plugin_tables(plugin_name: str, registry: Registry | None = None) -> list[Ta
     registry = registry or default_registry()
     metadata = load_metadata(registry)
     owned = _owned(registry, plugin_name)
-    missing = [name for name in owned if registry.entry(plugin_name).key(name) not in metadata.tables]
+    entry = registry.entry(plugin_name)
+    missing = [name for name in owned if entry.key(name) not in metadata.tables]
     if missing:
         raise PluginMigrationError(
             f'plugin "{plugin_name}": registered tables {", ".join(missing)} are not defined by any model; '
             f"declare them in the plugin's models.py or remove them from its tables answer"
         )
-    entry = registry.entry(plugin_name)
     tables = [metadata.tables[entry.key(name)] for name in owned]
     for table in tables:
         for foreign_key in table.foreign_keys:
@@ -169,7 +169,6 @@ def include_object_for(
     registry = registry or default_registry()
     owned = frozenset(_owned(registry, plugin_name))
     unnamed = unnamed_uniques(connection) if connection is not None and connection.dialect.name == "sqlite" else None
-
     schema = effective_schema(registry.entry(plugin_name).schema, connection.dialect.name if connection else dialect_name)
 
     def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
