@@ -55,6 +55,7 @@ RUNTIME_FILES = {
     "revisions.py",
     "rows.py",
     "scaffolding.py",
+    "schemas.py",
     "settings.py",
     "shared_versions.py",
     "squash.py",

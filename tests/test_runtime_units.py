@@ -28,7 +28,7 @@ MODULES = (
     "cli_scaffolding", "cli_squash", "compare", "conflicts", "database", "declarations", "downgrade", "errors",
     "fetching", "fleet", "graphcache", "importing", "metadata", "naming", "outcomes", "output", "paths",
     "plan", "registry", "removal", "rendering", "replay", "review", "revisions", "rows", "scaffolding",
-    "shared_versions", "squash", "survival", "updating", "upgrade", "versions",
+    "schemas", "shared_versions", "squash", "survival", "updating", "upgrade", "versions",
 )
 
 
