@@ -69,7 +69,7 @@ class PluginManager:
         self.registry = Registry.load().require_sound()
         for conflict in core_conflicts(self.registry) if self.registry.entries else ():
             raise RegistryError(f"{self.registry.path}: {conflict}")
-        self.database = Database(database_url, lock_timeout, app)
+        self.database = Database(database_url, lock_timeout, app, self.registry.schemas)
         self.chains = Chains(self.registry, self.database)
 
     @property

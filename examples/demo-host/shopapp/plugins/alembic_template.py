@@ -15,6 +15,9 @@ app's own ``env.py`` may use ``core_include_name`` / ``core_include_object``.
 - ``create_plugin_tables`` / ``drop_plugin_tables`` emit DDL from the models
   themselves (SQLAlchemy ``CreateTable``), or from the frozen baseline once
   the chain has grown, so baselines never copy column definitions.
+
+A little over 300 lines: the contract names this module as what env.py and
+revisions import, and a plugin's schema (``schemas``) adds to each of them.
 """
 
 from __future__ import annotations
@@ -37,6 +40,15 @@ from .errors import PluginMigrationError
 from .metadata import load_metadata
 from .naming import NAMING_CONVENTION, unnamed_uniques
 from .registry import Registry, default_registry
+from .schemas import (
+    create_schema,
+    effective_schema,
+    map_away_in_operations,
+    table_names,
+    translate_map,
+    translated,
+    without_schemas,
+)
 from .settings import MODEL_BASE
 
 __all__ = [
@@ -96,13 +108,14 @@ def plugin_tables(plugin_name: str, registry: Registry | None = None) -> list[Ta
     registry = registry or default_registry()
     metadata = load_metadata(registry)
     owned = _owned(registry, plugin_name)
-    missing = [name for name in owned if name not in metadata.tables]
+    entry = registry.entry(plugin_name)
+    missing = [name for name in owned if entry.key(name) not in metadata.tables]
     if missing:
         raise PluginMigrationError(
             f'plugin "{plugin_name}": registered tables {", ".join(missing)} are not defined by any model; '
             f"declare them in the plugin's models.py or remove them from its tables answer"
         )
-    tables = [metadata.tables[name] for name in owned]
+    tables = [metadata.tables[entry.key(name)] for name in owned]
     for table in tables:
         for foreign_key in table.foreign_keys:
             referred = foreign_key.target_fullname.rpartition(".")[0]
@@ -127,20 +140,24 @@ def get_plugin_metadata(plugin_name: str, registry: Registry | None = None) -> M
     return filtered
 
 
-def include_name_for(plugin_name: str, registry: Registry | None = None) -> Callable[..., bool]:
-    """Alembic ``include_name`` hook: reflect only the plugin's own tables."""
-    owned = frozenset(_owned(registry or default_registry(), plugin_name))
+def include_name_for(plugin_name: str, registry: Registry | None = None, dialect_name: str = "") -> Callable[..., bool]:
+    """Alembic ``include_name`` hook: reflect only the plugin's own tables, in its own schema."""
+    registry = registry or default_registry()
+    owned = frozenset(_owned(registry, plugin_name))
+    schema = effective_schema(registry.entry(plugin_name).schema, dialect_name)
 
     def include_name(name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
+        if type_ == "schema":
+            return name in (None, schema)
         if type_ == "table":
-            return name in owned
+            return name in owned and parent_names.get("schema_name") == schema
         return True
 
     return include_name
 
 
 def include_object_for(
-    plugin_name: str, registry: Registry | None = None, connection: Connection | None = None
+    plugin_name: str, registry: Registry | None = None, connection: Connection | None = None, dialect_name: str = ""
 ) -> Callable[..., bool]:
     """Alembic ``include_object`` hook: compare only the plugin's own tables.
 
@@ -149,12 +166,14 @@ def include_object_for(
     before constraints were named): batch mode names it when it next copies
     the table.
     """
-    owned = frozenset(_owned(registry or default_registry(), plugin_name))
+    registry = registry or default_registry()
+    owned = frozenset(_owned(registry, plugin_name))
     unnamed = unnamed_uniques(connection) if connection is not None and connection.dialect.name == "sqlite" else None
+    schema = effective_schema(registry.entry(plugin_name).schema, connection.dialect.name if connection else dialect_name)
 
     def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
         if type_ == "table":
-            return name in owned
+            return name in owned and obj.schema == schema
         table = getattr(obj, "table", None)
         if table is not None and type_ in ("column", "index", "unique_constraint", "foreign_key_constraint"):
             if type_ == "unique_constraint" and not reflected and unnamed is not None:
@@ -165,15 +184,29 @@ def include_object_for(
     return include_object
 
 
+def target_metadata(registry: Registry, dialect_name: str) -> MetaData:
+    """The models' MetaData as this backend sees it: on SQLite, plugin schemas mapped away."""
+    metadata = load_metadata(registry)
+    mapping = translate_map(registry.schemas, dialect_name)
+    return without_schemas(metadata, frozenset(mapping), len(metadata.tables)) if mapping else metadata
+
+
 def configure_options(
     registry: Registry, plugin_name: str, dialect_name: str, connection: Connection | None = None
 ) -> dict[str, Any]:
-    """The ``context.configure()`` options of plugin_name's environment (autogenerate and checks use them too)."""
+    """The ``context.configure()`` options of plugin_name's environment (autogenerate and checks use them too).
+
+    A plugin with a schema keeps its version table there and compares only
+    that schema's tables; on SQLite the schema is mapped away (``schemas``).
+    """
+    schema = effective_schema(registry.entry(plugin_name).schema, dialect_name)
     return {
-        "target_metadata": load_metadata(registry),
+        "target_metadata": target_metadata(registry, dialect_name),
         "version_table": registry.entry(plugin_name).version_table,
-        "include_name": include_name_for(plugin_name, registry),
-        "include_object": include_object_for(plugin_name, registry, connection),
+        "version_table_schema": schema,
+        "include_schemas": schema is not None,
+        "include_name": include_name_for(plugin_name, registry, dialect_name),
+        "include_object": include_object_for(plugin_name, registry, connection, dialect_name),
         "compare_type": True,
         "compare_server_default": True,
         # SQLite cannot ALTER most things in place; batch mode copies the table there and
@@ -212,14 +245,23 @@ def _run_plugin_migrations(plugin_name: str) -> None:
             dialect_opts={"paramstyle": "named"},
             **configure_options(registry, plugin_name, backend_name(url)),
         )
+        schema = effective_schema(registry.entry(plugin_name).schema, backend_name(url))
         with context.begin_transaction():
+            if schema and context.get_starting_revision_argument() in (None, "base"):
+                context.execute(create_schema(schema))  # an install: the version table goes into it first
             context.run_migrations()
         return
 
     def run(connection: Connection) -> None:
+        connection = translated(connection, registry.schemas)
         options = configure_options(registry, plugin_name, connection.dialect.name, connection)
         context.configure(connection=connection, **options)
+        map_away_in_operations(context.get_context(), registry.schemas)
         with context.begin_transaction():
+            schema = options["version_table_schema"]
+            if schema and schema not in inspect(connection).get_schema_names():
+                # Before Alembic makes the version table in it; in the plugin's transaction, so a failure leaves none.
+                connection.execute(create_schema(schema))
             context.run_migrations()
 
     connectable = config.attributes.get("connection")
@@ -242,10 +284,12 @@ def _baseline_tables(registry: Registry, plugin_name: str) -> list[FrozenTable]:
     if frozen is not None:
         owned = set(_owned(registry, plugin_name))
         return [table for name, table in frozen.items() if name in owned]
-    return [
-        FrozenTable(table, sorted(table.indexes, key=lambda index: index.name or ""))
-        for table in plugin_tables(plugin_name, registry)
-    ]
+    # SQLite's DDL compiler leaves out a foreign key between two schemas, so there it builds from the
+    # models with the schemas mapped away (what schema_translate_map does to the rest of the SQL).
+    models = target_metadata(registry, op.get_context().dialect.name)
+    tables = [models.tables[table.key if table.key in models.tables else table.name]
+              for table in plugin_tables(plugin_name, registry)]
+    return [FrozenTable(table, sorted(table.indexes, key=lambda index: index.name or "")) for table in tables]
 
 
 def create_plugin_tables(plugin_name: str) -> None:
@@ -259,7 +303,7 @@ def create_plugin_tables(plugin_name: str) -> None:
     """
     registry = _registry()
     offline = context.is_offline_mode()
-    existing = set() if offline else set(inspect(op.get_bind()).get_table_names())
+    existing = set() if offline else table_names(op.get_bind(), registry.schemas)
     missing = [frozen for frozen in _baseline_tables(registry, plugin_name) if frozen.table.name not in existing]
     for enum in enum_types(frozen.table for frozen in missing):
         enum.create(op.get_bind(), checkfirst=not offline)
@@ -273,7 +317,7 @@ def drop_plugin_tables(plugin_name: str) -> None:
     """Drop the plugin's tables, dependents first, then their enum types; online, only those that exist."""
     registry = _registry()
     offline = context.is_offline_mode()
-    existing = set() if offline else set(inspect(op.get_bind()).get_table_names())
+    existing = set() if offline else table_names(op.get_bind(), registry.schemas)
     dropped = [f.table for f in reversed(_baseline_tables(registry, plugin_name)) if offline or f.table.name in existing]
     for table in dropped:
         op.execute(DropTable(table))

@@ -42,7 +42,7 @@ from typing import Any
 
 from alembic.operations import ops
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Boolean, CheckConstraint, Column, Index, MetaData, Table, false, inspect, text, true
+from sqlalchemy import BLANK_SCHEMA, Boolean, CheckConstraint, Column, Index, MetaData, Table, false, inspect, text, true
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import DefaultClause, sort_tables
 from sqlalchemy.sql.naming import conv
@@ -50,6 +50,7 @@ from sqlalchemy.sql.naming import conv
 from .autogen import render_code
 from .errors import PluginMigrationError
 from .registry import PluginEntry
+from .schemas import effective_schema, has_schemas, without_schemas
 
 #: (table, column, "type" or "server_default") that the models change against the database at the baseline.
 Changes = set[tuple[str, str, str]]
@@ -79,10 +80,16 @@ class _Recorder:
 
     def create_table(self, name: str, *columns: Any, **kw: Any) -> Table:
         table = ops.CreateTableOp(name, list(columns), **kw).to_table(self._context)
+        schemas = frozenset({other.schema for other in table.metadata.tables.values()} - {None})
+        if schemas and not has_schemas(self._context.dialect.name):
+            # SQLite: the plugin's schema is the main database, for the table and its foreign keys (``schemas``).
+            table = without_schemas(table.metadata, schemas, len(table.metadata.tables)).tables[name]
         self.tables.append(FrozenTable(table))
         return table
 
     def create_index(self, name: str, table_name: str, columns: Any, **kw: Any) -> Index:
+        if not has_schemas(self._context.dialect.name):
+            kw.pop("schema", None)
         index = ops.CreateIndexOp(name, table_name, columns, **kw).to_index(self._context)
         self.tables[-1].indexes.append(index)
         return index
@@ -113,6 +120,25 @@ def load_frozen_baseline(
         create()
         frozen[table_name] = recorder.tables[-1]
     return frozen
+
+
+def _in_model_schemas(tables: list[Table], models: MetaData) -> list[Table]:
+    """Tables reflected where schemas are mapped away (SQLite), put back in the models' schemas, and their
+    foreign keys with them: the frozen file must build the same tables on PostgreSQL."""
+    schema_of = {table.name: table.schema for table in models.tables.values() if table.schema}
+    if not schema_of:
+        return tables
+    placed = MetaData(naming_convention=models.naming_convention)
+
+    def referred(table: Table, to_schema: str | None, constraint: Any, referred_schema: str | None) -> Any:
+        return referred_schema or schema_of.get(constraint.referred_table.name) or BLANK_SCHEMA
+
+    def place(table: Table) -> Table:
+        schema: dict[str, Any] = {"schema": schema_of[table.name]} if table.name in schema_of else {}
+        return table.to_metadata(placed, referred_schema_fn=referred, **schema)
+
+    placed_by_name = {table.name: place(table) for table in tables[0].metadata.sorted_tables} if tables else {}
+    return [placed_by_name[table.name] for table in tables]  # the tables they point to came along
 
 
 #: A PostgreSQL cast, ``::numeric`` or ``::character varying(20)[]``: how it gives back defaults and checks.
@@ -196,12 +222,15 @@ def render_frozen_baseline(
     entry: PluginEntry, connection: Connection, baseline_revision: str, models: MetaData, changes: Changes
 ) -> str:
     """The frozen baseline file: the plugin's tables as the database at its baseline holds them, typed as the models say."""
-    present = set(inspect(connection).get_table_names())
+    schema = effective_schema(entry.schema, connection.dialect.name)
+    present = set(inspect(connection).get_table_names(schema=schema))
     reflected = MetaData(naming_convention=models.naming_convention)
-    tables = [Table(name, reflected, autoload_with=connection) for name in entry.tables if name in present]
+    tables = [Table(name, reflected, schema=schema, autoload_with=connection) for name in entry.tables if name in present]
+    if not has_schemas(connection.dialect.name):
+        tables = _in_model_schemas(tables, models)
     functions, entries, imports = [], [], {"import sqlalchemy as sa", "from alembic import op"}
     for table in sort_tables(tables):
-        indexes = _as_the_models_say(table, models.tables.get(table.name), changes)
+        indexes = _as_the_models_say(table, models.tables.get(entry.key(table.name)), changes)
         operations = ops.UpgradeOps(
             ops=[ops.CreateTableOp.from_table(table), *(ops.CreateIndexOp.from_index(index) for index in indexes)]
         )

@@ -42,7 +42,7 @@ def model_problems(registry: Registry) -> list[str]:
         )
         for name, entry in sorted(registry.entries.items())
         for table in entry.tables
-        if table not in metadata.tables
+        if entry.key(table) not in metadata.tables
     ]
     for table, plugin in sorted(tables_declared_by_plugins(registry).items()):
         owners = registry.owners.get(table, ())
@@ -63,9 +63,9 @@ def dependency_problems(registry: Registry) -> list[str]:
     for name, entry in sorted(registry.entries.items()):
         needed = registry.closure(name)
         for table_name in entry.tables:
-            table = metadata.tables.get(table_name)
+            table = metadata.tables.get(entry.key(table_name))
             for foreign_key in table.foreign_keys if table is not None else ():
-                referred = foreign_key.target_fullname.rpartition(".")[0]
+                referred = foreign_key.target_fullname.rpartition(".")[0].rpartition(".")[2]  # unqualified
                 for owner in registry.owners.get(referred, ()):
                     if owner != name and owner not in needed:
                         problems.append(str(Problem(
@@ -109,7 +109,7 @@ def check(registry: Registry, names: Sequence[str] | None = None, database_url: 
     if unsound:
         return problems  # the chains cannot be trusted to load
     names = list(registry.order) if names is None else [registry.entry(name).name for name in names]
-    deployed = Database(database_url) if database_url else None
+    deployed = Database(database_url, schemas=registry.schemas) if database_url else None
     if deployed is not None:
         with deployed.read_only() as connection:
             empty = not inspect(connection).get_table_names()
@@ -129,7 +129,7 @@ def replay_problems(registry: Registry, names: Sequence[str], url: str, found: S
     order, and compares each of ``names`` with its models; it is rolled back.
     Before that, each squash of ``names`` is compared with its chain at its revision.
     """
-    problems = chain_problems(Chains(registry, Database(url)), names)
+    problems = chain_problems(Chains(registry, Database(url, schemas=registry.schemas)), names)
     if problems or found:
         return problems
     problems = squash_problems(registry, names, url)  # a wrong squash would show below as models that differ

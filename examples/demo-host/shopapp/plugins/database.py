@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine, RootTransaction, Transaction
 from sqlalchemy.exc import SQLAlchemyError
 
 from .errors import LockTimeout, PluginMigrationError
+from .schemas import translate_map
 
 #: Seconds a migrator waits for another one to finish before giving up.
 DEFAULT_LOCK_TIMEOUT = 300.0
@@ -56,12 +57,14 @@ def backend_name(url: str) -> str:
     return make_url(url).get_backend_name()
 
 
-def make_engine(url: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> Engine:
-    """An engine for migrations: no pooling, and transactional DDL on SQLite too."""
+def make_engine(url: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, schemas: Iterable[str] = ()) -> Engine:
+    """An engine for migrations: no pooling, transactional DDL on SQLite too, plugin schemas mapped away there."""
     is_sqlite = backend_name(url) == "sqlite"
     engine = create_engine(url, poolclass=pool.NullPool, connect_args={"timeout": lock_timeout} if is_sqlite else {})
     if is_sqlite:
         _enable_sqlite_transactional_ddl(engine)
+        if mapping := translate_map(schemas, "sqlite"):
+            return engine.execution_options(schema_translate_map=mapping)
     return engine
 
 
@@ -96,8 +99,11 @@ class MigrationSession:
 class Database:
     """One database to migrate: its URL (resolved on first use), its engine, and its migrator lock."""
 
-    def __init__(self, url: str | None = None, lock_timeout: float | None = None, app: Any = None) -> None:
+    def __init__(
+        self, url: str | None = None, lock_timeout: float | None = None, app: Any = None, schemas: Iterable[str] = ()
+    ) -> None:
         self._explicit_url = url
+        self.schemas = tuple(schemas)
         self._app = app
         self._url: str | None = None
         self.lock_timeout = DEFAULT_LOCK_TIMEOUT if lock_timeout is None else lock_timeout
@@ -112,7 +118,7 @@ class Database:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = make_engine(self.url, self.lock_timeout)
+            self._engine = make_engine(self.url, self.lock_timeout, self.schemas)
         return self._engine
 
     @property
@@ -213,6 +219,8 @@ class Database:
             uri = Path(url.database).resolve().as_uri()  # percent-encoded, as SQLite's URI filenames want
             url = url.set(database=uri, query={**url.query, "mode": "ro", "uri": "true"})
         engine = create_engine(url, poolclass=pool.NullPool)
+        if mapping := translate_map(self.schemas, url.get_backend_name()):
+            engine = engine.execution_options(schema_translate_map=mapping)
         try:
             with engine.connect() as connection:
                 if url.get_backend_name() == "postgresql":

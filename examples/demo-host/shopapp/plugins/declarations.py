@@ -49,6 +49,8 @@ class Declared:
     distribution: str | None = None
     #: The plugin's import package where its folder does not say it (an installed one).
     package: str | None = None
+    #: The PostgreSQL schema holding the plugin's tables and version table; "" for the default one.
+    schema: str = ""
 
 
 def render_index(index: dict[str, object]) -> str:
@@ -66,7 +68,8 @@ def read_index(path: Path) -> dict[str, Declared]:
     for name, entry in plugins.items():
         if not isinstance(entry, dict):
             raise RegistryError(f'{path}: entry "{name}" must be an object with "tables" and "depends_on"')
-        entries[name] = Declared(*_tables_and_dependencies(entry, f'{path}: entry "{name}"'))
+        where = f'{path}: entry "{name}"'
+        entries[name] = Declared(*_tables_and_dependencies(entry, where), schema=_schema(entry, where))
     return entries
 
 
@@ -85,7 +88,7 @@ def read_declarations(plugins_root: Path) -> dict[str, Declared]:
                 f"`copier recopy --defaults --overwrite -a .copier-answers.plugin-{folder.name}.yml`"
             )
         tables, depends_on = _tables_and_dependencies(data, str(path))
-        entries[folder.name] = Declared(tables, depends_on, folder)
+        entries[folder.name] = Declared(tables, depends_on, folder, schema=_schema(data, str(path)))
     return entries
 
 
@@ -118,7 +121,9 @@ def read_installed() -> dict[str, Declared]:
         if not isinstance(data, dict) or data.get("name") != entry_point.name:
             raise RegistryError(f'{path}: does not declare plugin "{entry_point.name}", as {where} says; {fix}')
         tables, depends_on = _tables_and_dependencies(data, str(path))
-        entries[entry_point.name] = Declared(tables, depends_on, folder, distribution, entry_point.value)
+        entries[entry_point.name] = Declared(
+            tables, depends_on, folder, distribution, entry_point.value, _schema(data, str(path))
+        )
     return entries
 
 
@@ -145,6 +150,14 @@ def _tables_and_dependencies(entry: dict[str, object], where: str) -> tuple[tupl
     if not _string_list(depends_on):
         raise RegistryError(f'{where}: "depends_on" must be a list of plugin names')
     return tuple(tables), tuple(depends_on)
+
+
+def _schema(entry: dict[str, object], where: str) -> str:
+    """The optional "schema" (absent in declarations written before it existed); its rules are the registry's."""
+    schema = entry.get("schema", "")
+    if not isinstance(schema, str):
+        raise RegistryError(f'{where}: "schema" must be a schema name, or "" for the default schema')
+    return schema
 
 
 def _string_list(value: object) -> TypeGuard[list[str]]:

@@ -22,6 +22,7 @@ from .chains import Chains
 from .errors import LOCK_NOT_AVAILABLE, PluginMigrationError, error_summary, sqlstate
 from .outcomes import Outcome, Status
 from .registry import Registry
+from .schemas import drop_plugin_schema, drop_sql, effective_schema, has_schemas, table_names
 from .versions import current_revision, read_state
 
 #: SQLSTATE of "cannot drop ... because other objects depend on it".
@@ -51,14 +52,15 @@ def downgrade_in(
     registry, entry = chains.registry, chains.registry.entry(name)
     before = current_revision(connection, entry)
     _refuse_needed(chains, connection, name, before, revision)
-    incoming = foreign_keys_into(connection, set(entry.tables))
-    tables_before = set(inspect(connection).get_table_names())
-    columns_before = _columns(connection, entry.tables)
+    schema = effective_schema(entry.schema, connection.dialect.name)
+    incoming = foreign_keys_into(connection, set(entry.tables), registry.schemas)
+    tables_before = table_names(connection, registry.schemas)
+    columns_before = _columns(connection, entry.tables, schema)
     # A trial run first: which columns go is known only after it, and whether they hold data only before it.
     with connection.begin_nested() as trial:
         _run(chains, name, revision, connection, incoming)
-        dropped = sorted(tables_before - set(inspect(connection).get_table_names()))
-        columns_after = _columns(connection, entry.tables)
+        dropped = sorted(tables_before - table_names(connection, registry.schemas))
+        columns_after = _columns(connection, entry.tables, schema)
         blocking = {table: incoming[table] for table in dropped if table in incoming}
         if blocking:
             raise _refuse_referenced(registry, name, revision, blocking)
@@ -68,13 +70,16 @@ def downgrade_in(
         )
         if lost:
             trial.rollback()  # back to before, to look at the data; the downgrade runs again below
-    at_risk = dropped + [column for column in lost if _holds_data(connection, *column.split(".", 1))]
+    at_risk = dropped + [column for column in lost if _holds_data(connection, schema, *column.split(".", 1))]
     if at_risk and not (confirm is not None and confirm(name, at_risk)):
         transaction.rollback()
         return Outcome(name, Status.ABORTED, before, before, dropped=tuple(at_risk))
     if lost:
         _run(chains, name, revision, connection, incoming)
-    return Outcome(name, Status.DOWNGRADED, before, current_revision(connection, entry), dropped=tuple(dropped + lost))
+    after = current_revision(connection, entry)
+    if after is None and schema and drop_plugin_schema(connection, schema, entry.version_table):
+        dropped.append(f"schema {schema}")
+    return Outcome(name, Status.DOWNGRADED, before, after, dropped=tuple(dropped + lost))
 
 
 def _run(chains: Chains, name: str, revision: str, connection: Connection, incoming: dict[str, list[str]]) -> None:
@@ -92,16 +97,16 @@ def _run(chains: Chains, name: str, revision: str, connection: Connection, incom
         ) from None
 
 
-def _columns(connection: Connection, tables: Iterable[str]) -> dict[str, list[str]]:
-    """Each of ``tables`` that exists -> its column names."""
+def _columns(connection: Connection, tables: Iterable[str], schema: str | None) -> dict[str, list[str]]:
+    """Each of ``tables`` that exists (in ``schema``) -> its column names."""
     inspector = inspect(connection)
-    present = set(inspector.get_table_names())
-    return {table: [c["name"] for c in inspector.get_columns(table)] for table in tables if table in present}
+    present = set(inspector.get_table_names(schema=schema))
+    return {t: [c["name"] for c in inspector.get_columns(t, schema=schema)] for t in tables if t in present}
 
 
-def _holds_data(connection: Connection, table: str, column: str) -> bool:
+def _holds_data(connection: Connection, schema: str | None, table: str, column: str) -> bool:
     """Does any row of table hold a value (not NULL) in column?"""
-    query = select(literal(1)).select_from(sql_table(table)).where(sql_column(column).is_not(None)).limit(1)
+    query = select(literal(1)).select_from(sql_table(table, schema=schema)).where(sql_column(column).is_not(None)).limit(1)
     return connection.execute(query).first() is not None
 
 
@@ -118,7 +123,13 @@ def downgrade_sql(chains: Chains, name: str, revision: str) -> str:
         command.downgrade(chains.config(name, sql_buffer=buffer), f"{current}:{revision}", sql=True)
     except CommandError as error:
         raise PluginMigrationError(f'plugin "{name}": {error}') from None
-    return f"-- plugin {name}: {current} -> {revision}\n{buffer.getvalue()}"
+    script = buffer.getvalue()
+    if revision == "base" and (schema := effective_schema(entry.schema, chains.database.backend)):
+        # In the same transaction as the downgrade, as the run does it.
+        before, commit, after = script.rpartition("COMMIT;")
+        dropped = f"DROP TABLE {schema}.{entry.version_table};\n\n{drop_sql(schema)}\n\n"
+        script = f"{before}{dropped}{commit}{after}" if commit else script + dropped
+    return f"-- plugin {name}: {current} -> {revision}\n{script}"
 
 
 def _refuse_needed(chains: Chains, connection: Connection, name: str, current: str | None, revision: str) -> None:
@@ -155,14 +166,16 @@ def _refuse_needed(chains: Chains, connection: Connection, name: str, current: s
                 )
 
 
-def foreign_keys_into(connection: Connection, tables: set[str]) -> dict[str, list[str]]:
-    """For each of ``tables``, the other tables whose foreign keys point into it."""
+def foreign_keys_into(connection: Connection, tables: set[str], schemas: Iterable[str] = ()) -> dict[str, list[str]]:
+    """For each of ``tables``, the other tables (of the default schema and plugins' schemas) pointing into it."""
     inspector = inspect(connection)
     incoming: dict[str, list[str]] = defaultdict(list)
-    for table in inspector.get_table_names():
+    present = set(inspector.get_schema_names()) if has_schemas(connection.dialect.name) else set()
+    in_schemas = [(s, t) for s in sorted(set(schemas) & present) for t in inspector.get_table_names(schema=s)]
+    for schema, table in [(None, t) for t in inspector.get_table_names()] + in_schemas:
         if table in tables:
             continue
-        for foreign_key in inspector.get_foreign_keys(table):
+        for foreign_key in inspector.get_foreign_keys(table, schema=schema):
             if foreign_key["referred_table"] in tables:
                 incoming[foreign_key["referred_table"]].append(table)
     return incoming

@@ -60,7 +60,8 @@ def load_metadata(registry: Registry | None = None) -> MetaData:
     registry = registry or default_registry()
     _declared_on_import(registry)
     metadata = _base_metadata(registry)
-    apply_naming_convention(metadata, [metadata.tables[name] for name in registry.owners if name in metadata.tables])
+    keys = [registry.key(name) for name in registry.owners]
+    apply_naming_convention(metadata, [metadata.tables[key] for key in keys if key in metadata.tables])
     return metadata
 
 
@@ -119,12 +120,12 @@ def _import_plugin_models(metadata: MetaData, modules: tuple[tuple[str, str], ..
     for plugin, module in modules:
         before = set(metadata.tables)
         importlib.import_module(module)
-        declared.update(dict.fromkeys(set(metadata.tables) - before, plugin))
+        declared.update(dict.fromkeys((metadata.tables[key].name for key in set(metadata.tables) - before), plugin))
     return declared
 
 
 def tables_declared_by_plugins(registry: Registry) -> dict[str, str]:
-    """table name -> the plugin whose models module declares it.
+    """table name (unqualified, as the registry lists it) -> the plugin whose models module declares it.
 
     Mapped classes count by their class's module; plain ``Table`` objects by
     the import of each plugin's models that added them.

@@ -28,6 +28,7 @@ from types import MappingProxyType
 
 from .declarations import read_declarations, read_index, read_installed
 from .errors import PluginMigrationError, RegistryError
+from .schemas import SCHEMA_RULE, is_schema_name
 from .settings import PLUGINS_DIR
 
 REGISTRY_PATH = Path(__file__).with_name("registry.json")
@@ -68,6 +69,8 @@ class PluginEntry:
     package: str = ""
     #: The installed distribution that ships the plugin, or None for one in the app's repository.
     distribution: str | None = None
+    #: The PostgreSQL schema of the plugin's tables and version table; "" for the default one.
+    schema: str = ""
 
     @property
     def models_module(self) -> str:
@@ -89,6 +92,10 @@ class PluginEntry:
     @property
     def version_table(self) -> str:
         return version_table(self.name)
+
+    def key(self, table: str) -> str:
+        """``table``'s key in the models' MetaData: schema-qualified for a plugin with a schema."""
+        return f"{self.schema}.{table}" if self.schema else table
 
 
 @dataclass(frozen=True)
@@ -131,7 +138,7 @@ class Registry:
         entries = {
             name: PluginEntry(
                 name, plugin.tables, plugin.depends_on, plugin.folder or root / plugins_dir / name,
-                plugin.package or f"{packages}.{name}", plugin.distribution,
+                plugin.package or f"{packages}.{name}", plugin.distribution, plugin.schema,
             )
             for name, plugin in sorted({**in_repository, **installed}.items())
         }
@@ -152,6 +159,16 @@ class Registry:
         except KeyError:
             known = ", ".join(self.order) or "none"
             raise PluginMigrationError(f'unknown plugin "{name}" (registered: {known})') from None
+
+    @cached_property
+    def schemas(self) -> tuple[str, ...]:
+        """Every plugin schema, sorted: what SQLite maps away, and where version tables are looked for."""
+        return tuple(sorted({entry.schema for entry in self.entries.values()} - {""}))
+
+    def key(self, table: str) -> str:
+        """``table``'s key in the models' MetaData: qualified by its owner's schema, if any."""
+        owners = self.owners.get(table, ())
+        return self.entries[owners[0]].key(table) if owners else table
 
     @cached_property
     def owners(self) -> Mapping[str, tuple[str, ...]]:
@@ -233,6 +250,11 @@ class Registry:
                 problems.append(Problem(
                     f'entry "{name}": not a valid plugin name (lowercase identifier, at most 18 characters)',
                     "rename the plugin or remove the entry",
+                ))
+            if entry.schema and not is_schema_name(entry.schema):
+                problems.append(Problem(
+                    f'entry "{name}": "{entry.schema}" is not a valid schema ({SCHEMA_RULE})',
+                    f"choose another with `copier update --defaults -a .copier-answers.plugin-{name}.yml -d schema=...`",
                 ))
             if self._is_runtime_module(name):
                 problems.append(Problem(

@@ -21,6 +21,7 @@ from .declarations import render_index
 from .downgrade import Confirm, downgrade_in, downgrade_sql
 from .errors import PluginMigrationError
 from .outcomes import Outcome, Status
+from .schemas import drop_plugin_schema, drop_sql, effective_schema
 from .versions import current_revision
 
 #: What the plugin scope of the template writes into a plugin's folder (the rest is the user's).
@@ -67,7 +68,10 @@ def remove(chains: Chains, name: str, confirm: Confirm | None = None, delete_cod
                 return Removal(outcome)
         else:
             outcome = Outcome(name, Status.DOWNGRADED, None, None)
-        if entry.version_table in inspect(connection).get_table_names():
+        schema = effective_schema(entry.schema, connection.dialect.name)
+        if schema:
+            drop_plugin_schema(connection, schema, entry.version_table)
+        elif entry.version_table in inspect(connection).get_table_names():
             Table(entry.version_table, MetaData()).drop(connection)
     if entry.distribution:  # its files belong to the installed package: never delete inside site-packages
         _drop_registry_entry(chains.registry.path, name)
@@ -83,6 +87,11 @@ def remove_sql(chains: Chains, name: str) -> str:
     with chains.database.connect() as connection:
         installed = current_revision(connection, entry) is not None
     script = downgrade_sql(chains, name, "base") if installed else f"-- plugin {name}: not installed\n"
+    schema = effective_schema(entry.schema, chains.database.backend)
+    if schema and installed:
+        return script  # the downgrade to base already drops the version table and the schema
+    if schema:
+        return f"{script}\nDROP TABLE IF EXISTS {schema}.{entry.version_table};\n\n{drop_sql(schema)}\n"
     return f"{script}\nDROP TABLE {entry.version_table};\n"
 
 

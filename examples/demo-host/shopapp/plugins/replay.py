@@ -32,6 +32,7 @@ from .errors import PluginMigrationError, describe_user_error, error_summary
 from .metadata import load_metadata
 from .outcomes import Outcome
 from .registry import Registry
+from .schemas import effective_schema, table_names
 from .upgrade import apply_in
 from .versions import current_revision
 
@@ -69,7 +70,7 @@ class Replay:
 
     def tables(self) -> set[str]:
         """Every table in the database now."""
-        return set(inspect(self.connection).get_table_names())
+        return table_names(self.connection, self.registry.schemas)
 
     def create_core_tables(self) -> None:
         """Create the core tables that are missing, as the application's own migrations would have."""
@@ -135,27 +136,31 @@ class Replay:
     def schema(self, tables: set[str]) -> dict[str, dict[str, list[tuple[str, ...]]]]:
         """What a revision can change in ``tables``, in an order-free form two points of a replay can compare."""
         inspector = inspect(self.connection)
+        dialect = self.connection.dialect.name
 
         def strings(*values: Any) -> tuple[str, ...]:
             return tuple(str(value) for value in values)
 
-        return {
-            table: {
+        def shape(table: str) -> dict[str, list[tuple[str, ...]]]:
+            owner = self.registry.owner_of(table)
+            schema = effective_schema(self.registry.entry(owner).schema, dialect) if owner else None
+            return {
                 "columns": sorted(
-                    strings(c["name"], c["type"], c["nullable"], c.get("default")) for c in inspector.get_columns(table)
+                    strings(c["name"], c["type"], c["nullable"], c.get("default"))
+                    for c in inspector.get_columns(table, schema)
                 ),
-                "primary_key": [strings(*inspector.get_pk_constraint(table)["constrained_columns"])],
+                "primary_key": [strings(*inspector.get_pk_constraint(table, schema)["constrained_columns"])],
                 "foreign_keys": sorted(
                     strings(fk["constrained_columns"], fk["referred_table"], fk["referred_columns"])
-                    for fk in inspector.get_foreign_keys(table)
+                    for fk in inspector.get_foreign_keys(table, schema)
                 ),
-                "unique": sorted(strings(*u["column_names"]) for u in inspector.get_unique_constraints(table)),
+                "unique": sorted(strings(*u["column_names"]) for u in inspector.get_unique_constraints(table, schema)),
                 "indexes": sorted(
-                    strings(i["name"], i["column_names"], i["unique"]) for i in inspector.get_indexes(table)
+                    strings(i["name"], i["column_names"], i["unique"]) for i in inspector.get_indexes(table, schema)
                 ),
             }
-            for table in sorted(tables)
-        }
+
+        return {table: shape(table) for table in sorted(tables)}
 
 
 @contextmanager
@@ -166,7 +171,7 @@ def scratch(registry: Registry, url: str) -> Iterator[Replay]:
     is replayed from its start. Core tables may be there already; the
     missing ones are made by ``Replay.prepare`` (and go with the rollback).
     """
-    database = Database(url)
+    database = Database(url, schemas=registry.schemas)
     try:
         with database.migration_session(commit=False) as session:
             replay = Replay(Chains(registry, database), session)

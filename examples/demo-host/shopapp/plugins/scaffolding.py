@@ -73,13 +73,19 @@ def expected_registry(answers_files: list[AnswersFile], root: Path = PROJECT_ROO
     """registry.json as the plugins present declare them: in plugin.json (in PLUGINS_DIR or an installed
     package's), else (older scaffolds) in their answers files."""
     plugins = {
-        a.plugin: {"tables": list(a.answers.get("tables", [])), "depends_on": list(a.answers.get("depends_on", []))}
+        a.plugin: _entry(a.answers.get("tables", []), a.answers.get("depends_on", []), a.answers.get("schema", ""))
         for a in answers_files
         if a.plugin and (root / PLUGINS_DIR / a.plugin).is_dir()
     }
     for name, declared in {**read_declarations(root / PLUGINS_DIR), **read_installed()}.items():
-        plugins[name] = {"tables": list(declared.tables), "depends_on": list(declared.depends_on)}
+        plugins[name] = _entry(declared.tables, declared.depends_on, declared.schema)
     return {"plugins": dict(sorted(plugins.items()))}
+
+
+def _entry(tables: Any, depends_on: Any, schema: Any) -> dict[str, Any]:
+    """One index entry; "schema" only where a plugin has one, so older entries read as before."""
+    entry = {"tables": list(tables), "depends_on": list(depends_on)}
+    return {**entry, "schema": schema} if schema else entry
 
 
 def _unified(expected: str, actual: str, expected_label: str, actual_label: str) -> str:

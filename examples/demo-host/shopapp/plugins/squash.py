@@ -52,6 +52,7 @@ from .database import Database
 from .errors import PluginMigrationError
 from .metadata import load_metadata
 from .registry import PluginEntry, Registry
+from .schemas import create_schema, effective_schema
 from .versions import current_revision
 
 SQUASH_SCHEMA = "squash_schema.py"
@@ -93,6 +94,8 @@ def install_from_squash(chains: Chains, connection: Connection, name: str, targe
         return False
     migration_context = MigrationContext.configure(connection)
     tables = squashed_tables(entry, migration_context)
+    if schema := effective_schema(entry.schema, connection.dialect.name):
+        connection.execute(create_schema(schema))  # in the plugin's transaction, as an install from its base does
     for enum in enum_types(frozen.table for frozen in tables):
         enum.create(connection, checkfirst=True)
     for frozen in tables:
@@ -119,6 +122,8 @@ def install_from_squash_sql(chains: Chains, name: str, target: str) -> str | Non
     dialect = make_url(chains.database.url).get_dialect()()
     tables = squashed_tables(entry, MigrationContext.configure(dialect=dialect))
     statements: list[str] = []
+    if schema := effective_schema(entry.schema, dialect.name):
+        statements.append(f"{str(create_schema(schema).compile(dialect=dialect)).strip()};\n")
     for frozen in tables:
         statements.append(f"{str(CreateTable(frozen.table).compile(dialect=dialect)).strip()};\n")
         statements.extend(f"{str(CreateIndex(index).compile(dialect=dialect)).strip()};\n" for index in frozen.indexes)
@@ -251,7 +256,7 @@ def prune(chains: Chains, name: str, urls: list[str]) -> list[Path]:
     if not older:
         raise PluginMigrationError(f'plugin "{name}": its chain already starts at its squash {at}, nothing to prune')
     for url in urls:
-        database = Database(url)
+        database = Database(url, schemas=chains.registry.schemas)
         try:
             with database.read_only() as connection:
                 current = current_revision(connection, entry)

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import String, inspect, literal, select, union_all
+from sqlalchemy import String, literal, select, union_all
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.expression import column as sql_column
 from sqlalchemy.sql.expression import table as sql_table
@@ -14,6 +14,7 @@ from sqlalchemy.sql.expression import table as sql_table
 from .chains import Chains
 from .outcomes import PluginStatus
 from .registry import PluginEntry, Registry
+from .schemas import effective_schema, table_names
 
 #: Version tables read by one UNION query; SQLite allows at most 500 terms in one compound SELECT.
 SELECTS_PER_QUERY = 100
@@ -34,12 +35,14 @@ def read_state(connection: Connection, registry: Registry, names: Iterable[str])
     plugins instead of two queries per plugin, which with hundreds of plugins
     made most of the cost of an upgrade with nothing to do.
     """
-    tables = frozenset(inspect(connection).get_table_names())
+    tables = frozenset(table_names(connection, registry.schemas))
     recorded: dict[str, list[str]] = {name: [] for name in names}
     selects = [
-        select(literal(name).label("plugin"), sql_column("version_num", String())).select_from(sql_table(version_table))
+        select(literal(name).label("plugin"), sql_column("version_num", String())).select_from(
+            sql_table(entry.version_table, schema=effective_schema(entry.schema, connection.dialect.name))
+        )
         for name in recorded
-        if (version_table := registry.entry(name).version_table) in tables
+        if (entry := registry.entry(name)).version_table in tables
     ]
     for start in range(0, len(selects), SELECTS_PER_QUERY):
         for name, version in connection.execute(union_all(*selects[start : start + SELECTS_PER_QUERY])):
@@ -51,7 +54,9 @@ def current_revision(connection: Connection, entry: PluginEntry) -> str | None:
     """The plugin's revision recorded in the database (None when not installed), as Alembic reads it."""
     from alembic.runtime.migration import MigrationContext  # not at the top: see upgrade's docstring
 
-    return MigrationContext.configure(connection, opts={"version_table": entry.version_table}).get_current_revision()
+    schema = effective_schema(entry.schema, connection.dialect.name)
+    opts = {"version_table": entry.version_table, "version_table_schema": schema}
+    return MigrationContext.configure(connection, opts=opts).get_current_revision()
 
 
 def several_rows(entry: PluginEntry, rows: tuple[str, ...]) -> str:
