@@ -241,7 +241,11 @@ def _baseline_tables(registry: Registry, plugin_name: str) -> list[FrozenTable]:
     frozen = load_frozen_baseline(registry.entry(plugin_name), op.get_context())
     if frozen is not None:
         owned = set(_owned(registry, plugin_name))
-        return [table for name, table in frozen.items() if name in owned]
+        # A table the baseline froze and a later revision dropped is no one's now (no owner, no model): the
+        # baseline still builds it, or that revision's drop_table fails on fresh installs. One moved to
+        # another plugin or to the core is theirs to build.
+        taken = set(registry.owners) | {table.name for table in load_metadata(registry).tables.values()}
+        return [table for name, table in frozen.items() if name in owned or name not in taken]
     return [
         FrozenTable(table, sorted(table.indexes, key=lambda index: index.name or ""))
         for table in plugin_tables(plugin_name, registry)
