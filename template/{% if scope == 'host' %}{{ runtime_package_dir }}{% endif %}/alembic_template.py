@@ -240,12 +240,9 @@ def _baseline_tables(registry: Registry, plugin_name: str) -> list[FrozenTable]:
     """The tables the baseline builds, in foreign-key order: its frozen form once the chain grew, else the models'."""
     frozen = load_frozen_baseline(registry.entry(plugin_name), op.get_context())
     if frozen is not None:
-        owned = set(_owned(registry, plugin_name))
-        # A table the baseline froze and a later revision dropped is no one's now (no owner, no model): the
-        # baseline still builds it, or that revision's drop_table fails on fresh installs. One moved to
-        # another plugin or to the core is theirs to build.
+        # Still built: a table a later revision dropped (no owner, no model now), or its drop_table fails.
         taken = set(registry.owners) | {table.name for table in load_metadata(registry).tables.values()}
-        return [table for name, table in frozen.items() if name in owned or name not in taken]
+        return [table for name, table in frozen.items() if name not in taken - set(_owned(registry, plugin_name))]
     return [
         FrozenTable(table, sorted(table.indexes, key=lambda index: index.name or ""))
         for table in plugin_tables(plugin_name, registry)
