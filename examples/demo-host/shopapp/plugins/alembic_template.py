@@ -282,8 +282,9 @@ def _baseline_tables(registry: Registry, plugin_name: str) -> list[FrozenTable]:
     """The tables the baseline builds, in foreign-key order: its frozen form once the chain grew, else the models'."""
     frozen = load_frozen_baseline(registry.entry(plugin_name), op.get_context())
     if frozen is not None:
-        owned = set(_owned(registry, plugin_name))
-        return [table for name, table in frozen.items() if name in owned]
+        # Still built: a table a later revision dropped (no owner, no model now), or its drop_table fails.
+        taken = set(registry.owners) | {table.name for table in load_metadata(registry).tables.values()}
+        return [table for name, table in frozen.items() if name not in taken - set(_owned(registry, plugin_name))]
     # SQLite's DDL compiler leaves out a foreign key between two schemas, so there it builds from the
     # models with the schemas mapped away (what schema_translate_map does to the rest of the SQL).
     models = target_metadata(registry, op.get_context().dialect.name)
