@@ -32,7 +32,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable, DropTable, sort_tables
 from .autogen import enum_types, prepare_revision, render_item
 from .baseline import FrozenTable, load_frozen_baseline
 from .chains import confine
-from .database import backend_name, make_engine, resolve_url
+from .database import backend_name, bind_url, make_engine, resolve_url
 from .errors import PluginMigrationError
 from .metadata import load_metadata
 from .naming import NAMING_CONVENTION, unnamed_uniques
@@ -94,8 +94,8 @@ def _owned(registry: Registry, plugin_name: str) -> tuple[str, ...]:
 def plugin_tables(plugin_name: str, registry: Registry | None = None) -> list[Table]:
     """The plugin's Table objects from the shared metadata, in foreign-key order."""
     registry = registry or default_registry()
-    metadata = load_metadata(registry)
     owned = _owned(registry, plugin_name)
+    metadata = load_metadata(registry, registry.entry(plugin_name).bind)
     missing = [name for name in owned if name not in metadata.tables]
     if missing:
         raise PluginMigrationError(
@@ -170,7 +170,7 @@ def configure_options(
 ) -> dict[str, Any]:
     """The ``context.configure()`` options of plugin_name's environment (autogenerate and checks use them too)."""
     return {
-        "target_metadata": load_metadata(registry),
+        "target_metadata": load_metadata(registry, registry.entry(plugin_name).bind),
         "version_table": registry.entry(plugin_name).version_table,
         "include_name": include_name_for(plugin_name, registry),
         "include_object": include_object_for(plugin_name, registry, connection),
@@ -202,7 +202,10 @@ def _run_plugin_migrations(plugin_name: str) -> None:
         fileConfig(config.config_file_name, disable_existing_loggers=False)
 
     def database_url() -> str:
-        return resolve_url(config.attributes.get("database_url"), ini_url=config.get_main_option("sqlalchemy.url"))
+        bind, handed_in = registry.entry(plugin_name).bind, config.attributes.get("database_url")
+        if bind is not None and not handed_in:  # plain `alembic -c .../alembic.ini` of a plugin in a bind
+            return bind_url(bind)
+        return resolve_url(handed_in, ini_url=config.get_main_option("sqlalchemy.url"))
 
     if context.is_offline_mode():
         url = database_url()

@@ -35,6 +35,7 @@ ENTRY_POINT_GROUP = "plugin_migrations"
 #: Far above any real registry or declaration; a larger file is refused unread.
 _MAX_JSON_BYTES = 4 << 20
 
+_BIND_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _DOTTED_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
@@ -49,6 +50,8 @@ class Declared:
     distribution: str | None = None
     #: The plugin's import package where its folder does not say it (an installed one).
     package: str | None = None
+    #: The Flask-SQLAlchemy bind key whose database holds the plugin's tables; None for the default database.
+    bind: str | None = None
 
 
 def read_index(path: Path) -> dict[str, Declared]:
@@ -61,7 +64,8 @@ def read_index(path: Path) -> dict[str, Declared]:
     for name, entry in plugins.items():
         if not isinstance(entry, dict):
             raise RegistryError(f'{path}: entry "{name}" must be an object with "tables" and "depends_on"')
-        entries[name] = Declared(*_tables_and_dependencies(entry, f'{path}: entry "{name}"'))
+        where = f'{path}: entry "{name}"'
+        entries[name] = Declared(*_tables_and_dependencies(entry, where), bind=_bind(entry, where))
     return entries
 
 
@@ -80,7 +84,7 @@ def read_declarations(plugins_root: Path) -> dict[str, Declared]:
                 f"`copier recopy --defaults --overwrite -a .copier-answers.plugin-{folder.name}.yml`"
             )
         tables, depends_on = _tables_and_dependencies(data, str(path))
-        entries[folder.name] = Declared(tables, depends_on, folder)
+        entries[folder.name] = Declared(tables, depends_on, folder, bind=_bind(data, str(path)))
     return entries
 
 
@@ -113,7 +117,9 @@ def read_installed() -> dict[str, Declared]:
         if not isinstance(data, dict) or data.get("name") != entry_point.name:
             raise RegistryError(f'{path}: does not declare plugin "{entry_point.name}", as {where} says; {fix}')
         tables, depends_on = _tables_and_dependencies(data, str(path))
-        entries[entry_point.name] = Declared(tables, depends_on, folder, distribution, entry_point.value)
+        entries[entry_point.name] = Declared(
+            tables, depends_on, folder, distribution, entry_point.value, _bind(data, str(path))
+        )
     return entries
 
 
@@ -140,6 +146,13 @@ def _tables_and_dependencies(entry: dict[str, object], where: str) -> tuple[tupl
     if not _string_list(depends_on):
         raise RegistryError(f'{where}: "depends_on" must be a list of plugin names')
     return tuple(tables), tuple(depends_on)
+
+
+def _bind(entry: dict[str, object], where: str) -> str | None:
+    bind = entry.get("bind") or None
+    if bind is not None and not (isinstance(bind, str) and _BIND_KEY.fullmatch(bind)):
+        raise RegistryError(f'{where}: "bind" must be a bind key (letters, digits and _, not starting with a digit)')
+    return bind
 
 
 def _string_list(value: object) -> TypeGuard[list[str]]:

@@ -68,6 +68,8 @@ class PluginEntry:
     package: str = ""
     #: The installed distribution that ships the plugin, or None for one in the app's repository.
     distribution: str | None = None
+    #: The Flask-SQLAlchemy bind key of the database holding its tables; None for the default database.
+    bind: str | None = None
 
     @property
     def models_module(self) -> str:
@@ -131,7 +133,7 @@ class Registry:
         entries = {
             name: PluginEntry(
                 name, plugin.tables, plugin.depends_on, plugin.folder or root / plugins_dir / name,
-                plugin.package or f"{packages}.{name}", plugin.distribution,
+                plugin.package or f"{packages}.{name}", plugin.distribution, plugin.bind,
             )
             for name, plugin in sorted({**in_repository, **installed}.items())
         }

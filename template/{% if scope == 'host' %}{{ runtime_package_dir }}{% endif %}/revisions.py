@@ -50,7 +50,7 @@ def freeze_baseline(chains: Chains, name: str) -> Path:
                 f"built; this one is at {current or 'no revision'}. Run `migrate {name} --revision {baseline}` on "
                 f"a database made before your model changes (or your production copy), then try again"
             )
-        models = load_metadata(chains.registry)
+        models = load_metadata(chains.registry, entry.bind)
         changes = column_changes(connection, chains.registry, name)
         path.write_text(render_frozen_baseline(entry, connection, baseline, models, changes), encoding="utf-8")
     return path

@@ -79,6 +79,8 @@ def expected_registry(answers_files: list[AnswersFile], root: Path = PROJECT_ROO
     }
     for name, declared in {**read_declarations(root / PLUGINS_DIR), **read_installed()}.items():
         plugins[name] = {"tables": list(declared.tables), "depends_on": list(declared.depends_on)}
+        if declared.bind:
+            plugins[name]["bind"] = declared.bind
     return {"plugins": dict(sorted(plugins.items()))}
 
 
