@@ -99,7 +99,7 @@ def cross_database_problems(registry: Registry) -> list[str]:
 
     problems = []
     for bind, metadata in metadatas.items():
-        for table in metadata.sorted_tables:
+        for table in sorted(metadata.tables.values(), key=lambda table: table.name):  # sorted_tables would resolve the keys
             here = database_of(table.name, bind)
             for foreign_key in sorted(table.foreign_keys, key=lambda key: key.target_fullname):
                 referred = foreign_key.target_fullname.rpartition(".")[0]
