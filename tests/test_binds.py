@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from .helpers import Database, Host, copy_plugin, run, sync_registry
 
@@ -142,6 +143,33 @@ def test_a_bound_plugin_migrates_checks_downgrades_and_goes_in_its_own_database(
     assert removed.returncode == 0, removed.stderr
     assert audit.tables() == set()
     assert_only_default_plugins(app.database)
+
+
+def test_autogenerate_and_plain_alembic_use_the_bind(host) -> None:
+    app, audit = host
+    models = app.root / "plugins" / "audit" / "models.py"
+    models.write_text(AUDIT_MODELS.format(fk="") + "    level: Mapped[int | None]\n")
+    ini = "plugins/audit/migrations/alembic.ini"
+    baseline = run([sys.executable, "-m", "alembic", "-c", ini, "upgrade", "head"], app.root,
+                   {"DATABASE_URL": app.database.url, "DATABASE_URL_AUDIT": audit.url})
+    assert baseline.returncode == 0, baseline.stderr
+    assert audit.tables() == {"audit_events", "alembic_version_audit"} and app.database.tables() == set()
+
+    written = python_door(app, audit, "revision", "audit", "-m", "event level", "--autogenerate")
+    assert written.returncode == 0, written.stderr
+    assert "level" in written.stdout + written.stderr
+    upgraded = python_door(app, audit, "upgrade-all", "--json")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert json.loads(upgraded.stdout)["audit"]["status"] == "upgraded"
+    assert "level" in reflected_columns(audit, "audit_events")
+
+
+def reflected_columns(database: Database, table: str) -> set[str]:
+    engine = sa.create_engine(database.url, poolclass=sa.pool.NullPool)
+    try:
+        return {column["name"] for column in sa.inspect(engine).get_columns(table)}
+    finally:
+        engine.dispose()
 
 
 def test_the_sql_of_an_upgrade_names_the_bind_and_changes_nothing(host) -> None:

@@ -31,7 +31,7 @@ class Databases:
 
     def chains(self, bind: str | None) -> Chains:
         """The chains bound to ``bind``'s database; a bind with no URL is refused, naming both ways to give one."""
-        if bind not in self._chains:
+        if bind is not None and bind not in self._chains:
             default = self._chains[None]
             url = bind_url(bind, app=self._app)
             self._chains[bind] = default.on(Database(url, default.database.lock_timeout))
@@ -52,12 +52,13 @@ class Databases:
         Every database's URL is resolved here, before any work, so a bind
         without one stops the command before anything changed.
         """
-        for bind in self.binds(names):
-            self.chains(bind)
-        remaining, done, runs = list(names), set(), []
-        wanted = set(names)
+        for key in self.binds(names):
+            self.chains(key)
+        remaining, wanted = list(names), set(names)
+        done: set[str] = set()
+        runs: list[tuple[Chains, list[str]]] = []
         while remaining:
-            bind = self.registry.entry(remaining[0]).bind
+            bind: str | None = self.registry.entry(remaining[0]).bind
             run: list[str] = []
             for name in remaining:  # dependency order: a dependency is taken before its dependents
                 entry = self.registry.entry(name)

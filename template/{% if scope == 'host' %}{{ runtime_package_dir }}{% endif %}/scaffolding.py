@@ -72,15 +72,14 @@ class Report:
 def expected_registry(answers_files: list[AnswersFile], root: Path = PROJECT_ROOT) -> dict[str, Any]:
     """registry.json as the plugins present declare them: in plugin.json (in PLUGINS_DIR or an installed
     package's), else (older scaffolds) in their answers files."""
-    plugins = {
+    plugins: dict[str, dict[str, Any]] = {
         a.plugin: {"tables": list(a.answers.get("tables", [])), "depends_on": list(a.answers.get("depends_on", []))}
         for a in answers_files
         if a.plugin and (root / PLUGINS_DIR / a.plugin).is_dir()
     }
     for name, declared in {**read_declarations(root / PLUGINS_DIR), **read_installed()}.items():
-        plugins[name] = {"tables": list(declared.tables), "depends_on": list(declared.depends_on)}
-        if declared.bind:
-            plugins[name]["bind"] = declared.bind
+        bind = {"bind": declared.bind} if declared.bind else {}
+        plugins[name] = {"tables": list(declared.tables), "depends_on": list(declared.depends_on), **bind}
     return {"plugins": dict(sorted(plugins.items()))}
 
 
