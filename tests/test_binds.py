@@ -172,6 +172,22 @@ def reflected_columns(database: Database, table: str) -> set[str]:
         engine.dispose()
 
 
+def test_existing_tables_in_the_bind_database_are_adopted(host) -> None:
+    app, audit = host
+    create_all = (
+        "import os, sqlalchemy as sa\n"
+        "from shopapp.plugins.metadata import load_metadata\n"
+        "load_metadata(None, 'audit').create_all(sa.create_engine(os.environ['DATABASE_URL_AUDIT']))\n"
+    )
+    made = run([sys.executable, "-c", create_all], app.root, {"DATABASE_URL_AUDIT": audit.url})
+    assert made.returncode == 0, made.stderr
+    upgraded = python_door(app, audit, "upgrade-all", "--json")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert json.loads(upgraded.stdout)["audit"]["status"] == "adopted"
+    assert audit.version_of("audit") == ["0001_baseline_audit"]
+    assert_only_default_plugins(app.database)
+
+
 def test_the_sql_of_an_upgrade_names_the_bind_and_changes_nothing(host) -> None:
     app, audit = host
     preview = python_door(app, audit, "upgrade-all", "--sql")
