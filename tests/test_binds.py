@@ -241,6 +241,11 @@ def test_several_database_urls_are_refused_while_a_plugin_uses_a_bind(host, new_
     refused = python_door(app, audit, "upgrade-all", "--database-url", app.database.url, "--database-url", other.url)
     assert refused.returncode == 1
     assert refused.stderr.startswith("Error: --database-url names several databases, but plugins use binds (audit)")
+    through_python = run(
+        [sys.executable, "-c", f"from shopapp.plugins.fleet import upgrade_many; upgrade_many({[app.database.url, other.url]!r})"],
+        app.root, {"DATABASE_URL_AUDIT": audit.url},
+    )
+    assert "--database-url names several databases, but plugins use binds (audit)" in through_python.stderr
     assert app.database.tables() == set() and other.tables() == set() and audit.tables() == set()
 
 

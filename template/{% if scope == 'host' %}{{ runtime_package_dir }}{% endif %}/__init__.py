@@ -45,7 +45,8 @@ class PluginManager:
     """Runs every registered plugin's Alembic chain against one database.
 
     The database is ``database_url`` if given, else ``DATABASE_URL``, else
-    the Flask ``app``'s. Each plugin migrates in its own transaction, and
+    the Flask ``app``'s; a plugin with a ``bind`` uses that bind's database
+    instead (``binds``: the app's ``SQLALCHEMY_BINDS``, else ``DATABASE_URL_<BIND>``). Each plugin migrates in its own transaction, and
     only one PluginManager migrates a database at a time: others wait up to
     ``lock_timeout`` seconds for it (a PostgreSQL advisory lock; SQLite's
     write lock). A registry the runtime cannot trust is refused here, before

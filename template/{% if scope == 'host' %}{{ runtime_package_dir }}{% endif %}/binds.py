@@ -17,8 +17,23 @@ from typing import Any
 from . import upgrade, versions
 from .chains import Chains
 from .database import Database, bind_url
+from .errors import PluginMigrationError
 from .outcomes import Outcome, PluginStatus
 from .registry import Registry
+
+
+def refuse_in_fleet(registry: Registry) -> None:
+    """Refuse a run over several sites' databases while a plugin has a bind.
+
+    A bind's URL is one for the whole process, so every site's bound plugins
+    would land in the same database; run each site alone instead.
+    """
+    binds = sorted({entry.bind for entry in registry.entries.values() if entry.bind})
+    if binds:
+        raise PluginMigrationError(
+            f"--database-url names several databases, but plugins use binds ({', '.join(binds)}), whose database "
+            f"is the same for all of them; run one database at a time, each with its DATABASE_URL_<BIND>"
+        )
 
 
 class Databases:

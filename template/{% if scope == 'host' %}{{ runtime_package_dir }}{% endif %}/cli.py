@@ -28,7 +28,8 @@ from .checks import check as check_chains
 from .cli_options import configure_logging, confirm_drop, database_options, fails_cleanly, json_option, writing_options
 from .cli_scaffolding import SCAFFOLDING_COMMANDS
 from .cli_squash import SQUASH_COMMANDS
-from .errors import PluginMigrationError, RegistryError
+from .binds import refuse_in_fleet
+from .errors import RegistryError
 from .fleet import read_urls, status_many, upgrade_many
 from .outcomes import Status
 from .output import print_outcomes, print_runs, print_statuses, print_table
@@ -61,12 +62,7 @@ def _fleet(database_urls: tuple[str, ...]) -> list[str] | None:
     urls = read_urls(database_urls)
     if not (len(urls) > 1 or any(value.startswith("@") for value in database_urls)):
         return None
-    binds = PluginManager().databases.binds()
-    if binds:  # one bind URL for every site would put each site's bound plugins in the same database
-        raise PluginMigrationError(
-            f"--database-url names several databases, but plugins use binds ({', '.join(binds)}), whose database "
-            f"is the same for all of them; run one database at a time, each with its DATABASE_URL_<BIND>"
-        )
+    refuse_in_fleet(PluginManager().registry)
     return urls
 
 
