@@ -270,7 +270,8 @@ def import_history(
     from .importing import describe, import_history as run_import
 
     manager = _manager(ctx, lock_timeout)
-    report = run_import(manager.registry, manager.database, name, source, label, shared_table, sql, move_files)
+    database = manager.databases.chains_for(name).database if name in manager.registry.entries else manager.database
+    report = run_import(manager.registry, database, name, source, label, shared_table, sql, move_files)
     for line in describe(report, name, manager.registry.root):
         click.echo(line)
     if report.sql is not None:
