@@ -23,6 +23,7 @@ RUNTIME_FILES = {
     "answers.py",
     "autogen.py",
     "baseline.py",
+    "binds.py",
     "branches.py",
     "chains.py",
     "checks.py",

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 MODULES = (
-    "alembic_template", "answers", "autogen", "baseline", "branches", "chains", "checks", "cli", "cli_options",
+    "alembic_template", "answers", "autogen", "baseline", "binds", "branches", "chains", "checks", "cli", "cli_options",
     "cli_scaffolding", "cli_squash", "compare", "conflicts", "database", "declarations", "downgrade", "errors",
     "fetching", "fleet", "graphcache", "importing", "metadata", "naming", "outcomes", "output", "paths",
     "plan", "registry", "removal", "rendering", "replay", "review", "revisions", "rows", "scaffolding",
