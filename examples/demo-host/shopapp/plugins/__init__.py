@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import upgrade, versions
+from .binds import Databases
 from .chains import Chains
 from .database import Database
 from .errors import LockTimeout, PluginMigrationError, RegistryError
@@ -58,7 +59,9 @@ class PluginManager:
     """Runs every registered plugin's Alembic chain against one database.
 
     The database is ``database_url`` if given, else ``DATABASE_URL``, else
-    the Flask ``app``'s. Each plugin migrates in its own transaction, and
+    the Flask ``app``'s; a plugin with a ``bind`` uses that bind's database
+    instead (``binds``: the app's ``SQLALCHEMY_BINDS``, else
+    ``DATABASE_URL_<BIND>``). Each plugin migrates in its own transaction, and
     only one PluginManager migrates a database at a time: others wait up to
     ``lock_timeout`` seconds for it (a PostgreSQL advisory lock; SQLite's
     write lock). A registry the runtime cannot trust is refused here, before
@@ -71,6 +74,7 @@ class PluginManager:
             raise RegistryError(f"{self.registry.path}: {conflict}")
         self.database = Database(database_url, lock_timeout, app, self.registry.schemas)
         self.chains = Chains(self.registry, self.database)
+        self.databases = Databases(self.registry, self.chains, app)  # the plugins with a bind: their own database
 
     @property
     def plugins(self) -> dict[str, PluginEntry]:
@@ -82,29 +86,29 @@ class PluginManager:
 
     def dispose(self) -> None:
         """Close the manager's connections (the engine is created on first use)."""
-        self.database.dispose()
+        self.databases.dispose()
 
     def entry(self, name: str) -> PluginEntry:
         return self.registry.entry(name)
 
     def status(self) -> list[PluginStatus]:
         """Every plugin's current revision, head and pending revisions, in dependency order."""
-        with self.database.connect() as connection:
-            return versions.plugin_statuses(connection, self.chains)
+        return self.databases.status()
 
     def history(self, name: str) -> list[dict[str, Any]]:
         """The plugin's revisions, newest first, with which is head and which is current."""
         self.entry(name)
-        with self.database.connect() as connection:
-            return versions.history(connection, self.chains, name)
+        chains = self.databases.chains_for(name)
+        with chains.database.connect() as connection:
+            return versions.history(connection, chains, name)
 
     def upgrade(self, name: str | None = None, revision: str = "head") -> dict[str, Outcome]:
         """Upgrade ``name`` to ``revision`` after its dependencies (to head); every plugin when no name."""
-        return upgrade.apply(self.chains, *self._targets(name, revision))
+        return self.databases.upgrade(*self._targets(name, revision))
 
     def upgrade_sql(self, name: str | None = None, revision: str = "head") -> str:
         """The SQL that ``upgrade(name, revision)`` would run, from the same plan; changes nothing."""
-        return upgrade.preview(self.chains, *self._targets(name, revision))
+        return self.databases.upgrade_sql(*self._targets(name, revision))
 
     def _targets(self, name: str | None, revision: str) -> tuple[list[str], dict[str, str]]:
         if name is None:
@@ -128,29 +132,29 @@ class PluginManager:
 
     def stamp(self, name: str, revision: str) -> Outcome:
         """Record ``revision`` as the plugin's current one without running any migration."""
-        return upgrade.stamp(self.chains, name, revision)
+        return upgrade.stamp(self.databases.chains_for(name), name, revision)
 
     def downgrade(self, name: str, revision: str, confirm: Confirm | None = None) -> Outcome:
         """Downgrade one plugin; ``confirm(name, what)`` decides whether tables and columns holding data may go."""
         from . import downgrade
 
-        return downgrade.downgrade(self.chains, name, revision, confirm)
+        return downgrade.downgrade(self.databases.chains_for(name), name, revision, confirm)
 
     def downgrade_sql(self, name: str, revision: str) -> str:
         from . import downgrade
 
-        return downgrade.downgrade_sql(self.chains, name, revision)
+        return downgrade.downgrade_sql(self.databases.chains_for(name), name, revision)
 
     def remove(self, name: str, confirm: Confirm | None = None, delete_code: bool = False) -> Removal:
         """Downgrade ``name`` to base and drop its version table, then delete its scaffolding and registry entry."""
         from . import removal
 
-        return removal.remove(self.chains, name, confirm, delete_code)
+        return removal.remove(self.databases.chains_for(name), name, confirm, delete_code)
 
     def remove_sql(self, name: str) -> str:
         from . import removal
 
-        return removal.remove_sql(self.chains, name)
+        return removal.remove_sql(self.databases.chains_for(name), name)
 
     def revision(self, name: str, message: str, autogenerate: bool = False) -> Review:
         """Write the plugin's next revision, freezing its baseline first when the chain grows.
@@ -159,12 +163,12 @@ class PluginManager:
         """
         from . import revisions
 
-        return revisions.write_revision(self.chains, name, message, autogenerate)
+        return revisions.write_revision(self.databases.chains_for(name), name, message, autogenerate)
 
     def freeze_baseline(self, name: str) -> Path:
         from . import revisions
 
-        return revisions.freeze_baseline(self.chains, name)
+        return revisions.freeze_baseline(self.databases.chains_for(name), name)
 
     def check(self, names: list[str] | None = None, database_url: str | None = None) -> list[str]:
         """Every drift between models, registry and migrations, and a deployed database's; empty when clean."""

@@ -35,7 +35,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable, DropTable, sort_tables
 from .autogen import enum_types, prepare_revision, render_item
 from .baseline import FrozenTable, load_frozen_baseline
 from .chains import confine
-from .database import backend_name, make_engine, resolve_url
+from .database import backend_name, bind_url, make_engine, resolve_url
 from .errors import PluginMigrationError
 from .metadata import load_metadata
 from .naming import NAMING_CONVENTION, unnamed_uniques
@@ -106,9 +106,9 @@ def _owned(registry: Registry, plugin_name: str) -> tuple[str, ...]:
 def plugin_tables(plugin_name: str, registry: Registry | None = None) -> list[Table]:
     """The plugin's Table objects from the shared metadata, in foreign-key order."""
     registry = registry or default_registry()
-    metadata = load_metadata(registry)
     owned = _owned(registry, plugin_name)
     entry = registry.entry(plugin_name)
+    metadata = load_metadata(registry, entry.bind)
     missing = [name for name in owned if entry.key(name) not in metadata.tables]
     if missing:
         raise PluginMigrationError(
@@ -184,9 +184,9 @@ def include_object_for(
     return include_object
 
 
-def target_metadata(registry: Registry, dialect_name: str) -> MetaData:
-    """The models' MetaData as this backend sees it: on SQLite, plugin schemas mapped away."""
-    metadata = load_metadata(registry)
+def target_metadata(registry: Registry, dialect_name: str, bind: str | None = None) -> MetaData:
+    """The models' MetaData of ``bind`` as this backend sees it: on SQLite, plugin schemas mapped away."""
+    metadata = load_metadata(registry, bind)
     mapping = translate_map(registry.schemas, dialect_name)
     return without_schemas(metadata, frozenset(mapping), len(metadata.tables)) if mapping else metadata
 
@@ -201,7 +201,7 @@ def configure_options(
     """
     schema = effective_schema(registry.entry(plugin_name).schema, dialect_name)
     return {
-        "target_metadata": target_metadata(registry, dialect_name),
+        "target_metadata": target_metadata(registry, dialect_name, registry.entry(plugin_name).bind),
         "version_table": registry.entry(plugin_name).version_table,
         "version_table_schema": schema,
         "include_schemas": schema is not None,
@@ -235,7 +235,10 @@ def _run_plugin_migrations(plugin_name: str) -> None:
         fileConfig(config.config_file_name, disable_existing_loggers=False)
 
     def database_url() -> str:
-        return resolve_url(config.attributes.get("database_url"), ini_url=config.get_main_option("sqlalchemy.url"))
+        bind, handed_in = registry.entry(plugin_name).bind, config.attributes.get("database_url")
+        if bind is not None and not handed_in:  # plain `alembic -c .../alembic.ini` of a plugin in a bind
+            return bind_url(bind)
+        return resolve_url(handed_in, ini_url=config.get_main_option("sqlalchemy.url"))
 
     if context.is_offline_mode():
         url = database_url()
@@ -287,7 +290,7 @@ def _baseline_tables(registry: Registry, plugin_name: str) -> list[FrozenTable]:
         return [table for name, table in frozen.items() if name not in taken - set(_owned(registry, plugin_name))]
     # SQLite's DDL compiler leaves out a foreign key between two schemas, so there it builds from the
     # models with the schemas mapped away (what schema_translate_map does to the rest of the SQL).
-    models = target_metadata(registry, op.get_context().dialect.name)
+    models = target_metadata(registry, op.get_context().dialect.name, registry.entry(plugin_name).bind)
     tables = [models.tables[table.key if table.key in models.tables else table.name]
               for table in plugin_tables(plugin_name, registry)]
     return [FrozenTable(table, sorted(table.indexes, key=lambda index: index.name or "")) for table in tables]

@@ -12,6 +12,7 @@ in the registry: those are upgraded to their heads before it.
 
 from __future__ import annotations
 
+import copy
 import io
 from argparse import Namespace
 from collections.abc import Iterable
@@ -102,6 +103,12 @@ class Chains:
         self._foreign: dict[str, Foreign] = {}
         self._graphs: dict[str, Graph] = {}
         self._keys: dict[str, tuple[str, list[str]]] = {}  # the cache key each loaded chain was loaded under
+
+    def on(self, database: Database) -> Chains:
+        """These chains against another database (a bind's), sharing every chain loaded so far."""
+        other = copy.copy(self)
+        other.database = database
+        return other
 
     def config(self, name: str, connection: Connection | None = None, sql_buffer: io.StringIO | None = None) -> Config:
         """The plugin's Alembic Config: bound to ``connection`` when given, offline (``--sql``) into ``sql_buffer``.

@@ -11,7 +11,7 @@ from .chains import Chains
 from .compare import differences
 from .database import Database
 from .errors import PluginMigrationError
-from .metadata import core_conflicts, load_metadata, tables_declared_by_plugins
+from .metadata import bind_metadatas, core_conflicts, load_metadata, tables_declared_by_plugins
 from .registry import Problem, Registry
 from .replay import scratch
 from .squash import squash_problems
@@ -34,15 +34,17 @@ def ownership_problems(registry: Registry) -> list[str]:
 
 def model_problems(registry: Registry) -> list[str]:
     """Registered tables no model defines, and tables a plugin's models define but the registry gives elsewhere."""
-    metadata = load_metadata(registry)
     problems = [
         Problem(
-            f'plugin "{name}" owns table "{table}", but no model defines it',
-            f"declare it in {registry.plugins_dir}/{name}/models.py or remove it from the plugin's tables",
+            f'plugin "{name}" owns table "{table}", but no model defines it'
+            + (f' in bind "{entry.bind}"' if entry.bind else ""),
+            f"declare it in {registry.plugins_dir}/{name}/models.py"
+            + (f' with __bind_key__ = "{entry.bind}"' if entry.bind else "")
+            + " or remove it from the plugin's tables",
         )
         for name, entry in sorted(registry.entries.items())
         for table in entry.tables
-        if entry.key(table) not in metadata.tables
+        if entry.key(table) not in load_metadata(registry, entry.bind).tables
     ]
     for table, plugin in sorted(tables_declared_by_plugins(registry).items()):
         owners = registry.owners.get(table, ())
@@ -58,12 +60,11 @@ def model_problems(registry: Registry) -> list[str]:
 
 def dependency_problems(registry: Registry) -> list[str]:
     """A plugin whose tables have foreign keys into another plugin must depend on it (directly or not)."""
-    metadata = load_metadata(registry)
-    problems = []
+    problems = cross_database_problems(registry)
     for name, entry in sorted(registry.entries.items()):
         needed = registry.closure(name)
         for table_name in entry.tables:
-            table = metadata.tables.get(entry.key(table_name))
+            table = load_metadata(registry, entry.bind).tables.get(entry.key(table_name))
             for foreign_key in table.foreign_keys if table is not None else ():
                 referred = foreign_key.target_fullname.rpartition(".")[0].rpartition(".")[2]  # unqualified
                 for owner in registry.owners.get(referred, ()):
@@ -74,6 +75,41 @@ def dependency_problems(registry: Registry) -> list[str]:
                             f"add it with `copier update --defaults -a .copier-answers.plugin-{name}.yml "
                             f"-d 'depends_on=[{owner}, ...]'`",
                         )))
+    return problems
+
+
+def cross_database_problems(registry: Registry) -> list[str]:
+    """Every foreign key between tables that live in different databases (a plugin's bind, or the default one).
+
+    ``depends_on`` across databases orders the upgrades, but no database can
+    enforce a foreign key into another one.
+    """
+    metadatas = bind_metadatas(registry)
+
+    def database_of(table: str, seen_in: str | None) -> str | None:
+        owners = registry.owners.get(table)
+        if owners:
+            return registry.entry(owners[0]).bind
+        if table in metadatas[seen_in].tables:
+            return seen_in
+        return next((bind for bind, metadata in metadatas.items() if table in metadata.tables), seen_in)
+
+    def shown(bind: str | None) -> str:
+        return f'bind "{bind}"' if bind else "the default database"
+
+    problems = []
+    for bind, metadata in metadatas.items():
+        for table in sorted(metadata.tables.values(), key=lambda table: table.name):  # sorted_tables would resolve the keys
+            here = database_of(table.name, bind)
+            for foreign_key in sorted(table.foreign_keys, key=lambda key: key.target_fullname):
+                referred = foreign_key.target_fullname.rpartition(".")[0]
+                there = database_of(referred, bind)
+                if there != here:
+                    problems.append(str(Problem(
+                        f'table "{table.name}" ({shown(here)}) has a foreign key into "{referred}" ({shown(there)}): '
+                        f"a foreign key cannot cross databases",
+                        "drop the foreign key (keep the plain column), or keep both tables in one database",
+                    )))
     return problems
 
 

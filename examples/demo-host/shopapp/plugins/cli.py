@@ -27,6 +27,7 @@ from . import PluginManager
 from .cli_options import configure_logging, confirm_drop, database_options, fails_cleanly, json_option, writing_options
 from .cli_scaffolding import SCAFFOLDING_COMMANDS
 from .cli_squash import SQUASH_COMMANDS
+from .binds import refuse_in_fleet
 from .errors import RegistryError
 from .fleet import read_urls, status_many, upgrade_many
 from .outcomes import Status
@@ -60,7 +61,7 @@ def _fleet(database_urls: tuple[str, ...]) -> list[str] | None:
     urls = read_urls(database_urls)
     if not (len(urls) > 1 or any(value.startswith("@") for value in database_urls)):
         return None
-    PluginManager()
+    refuse_in_fleet(PluginManager().registry)
     return urls
 
 
@@ -270,7 +271,8 @@ def import_history(
     from .importing import describe, import_history as run_import
 
     manager = _manager(ctx, lock_timeout)
-    report = run_import(manager.registry, manager.database, name, source, label, shared_table, sql, move_files)
+    database = manager.databases.chains_for(name).database if name in manager.registry.entries else manager.database
+    report = run_import(manager.registry, database, name, source, label, shared_table, sql, move_files)
     for line in describe(report, name, manager.registry.root):
         click.echo(line)
     if report.sql is not None:

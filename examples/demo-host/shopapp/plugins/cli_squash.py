@@ -34,7 +34,8 @@ def squash(ctx: click.Context, name: str, to: str | None, prune: bool, database_
     if prune:
         if to is not None:
             raise click.UsageError("--prune prunes to the squash already written; give --to when squashing, not with --prune")
-        removed = run_prune(manager.chains, name, read_urls(database_urls) or [manager.database.url])
+        chains = manager.databases.chains_for(name)  # a plugin with a bind: its database is the bind's
+        removed = run_prune(chains, name, read_urls(database_urls) or [chains.database.url])
         shown = ", ".join(_shown(path, manager.registry.root) for path in removed)
         click.echo(f"{name}: pruned {len(removed)} file(s): {shown}; its chain now starts at its squash")
         return

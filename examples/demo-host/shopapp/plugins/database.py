@@ -43,6 +43,36 @@ def resolve_url(explicit: str | None = None, *, app: Any = None, ini_url: str | 
     return url
 
 
+def bind_url(bind: str, *, app: Any = None) -> str:
+    """The database of bind key ``bind``: the Flask app's ``SQLALCHEMY_BINDS[bind]``, else ``DATABASE_URL_<BIND>``.
+
+    The app's comes first, as its default database does for ``flask plugin``;
+    a bind's entry may be a URL or a dict of engine options with "url".
+    """
+    url = (_flask_bind_url(app, bind) if app is not None else None) or os.environ.get(bind_variable(bind))
+    if not url:
+        raise PluginMigrationError(
+            f'bind "{bind}" has no database: set {bind_variable(bind)}, or give the Flask app '
+            f'SQLALCHEMY_BINDS["{bind}"]; nothing was changed'
+        )
+    return url
+
+
+def bind_variable(bind: str) -> str:
+    """The environment variable naming bind ``bind``'s database."""
+    return f"DATABASE_URL_{bind.upper()}"
+
+
+def _flask_bind_url(app: Any, bind: str) -> str | None:
+    extension = app.extensions.get("sqlalchemy")
+    if extension is not None and bind in app.config.get("SQLALCHEMY_BINDS", {}):
+        with app.app_context():  # its engine's URL resolves a relative SQLite path the way the app does
+            return str(extension.engines[bind].url.render_as_string(hide_password=False))
+    value = app.config.get("SQLALCHEMY_BINDS", {}).get(bind)
+    value = value.get("url") if isinstance(value, dict) else value
+    return str(value) if value else None
+
+
 def _flask_url(app: Any) -> str | None:
     extension = app.extensions.get("sqlalchemy")
     if extension is not None:
@@ -120,6 +150,11 @@ class Database:
         if self._engine is None:
             self._engine = make_engine(self.url, self.lock_timeout, self.schemas)
         return self._engine
+
+    @property
+    def shown_url(self) -> str:
+        """The URL without its password, to name the database in messages."""
+        return make_url(self.url).render_as_string(hide_password=True)
 
     @property
     def backend(self) -> str:

@@ -35,6 +35,7 @@ ENTRY_POINT_GROUP = "plugin_migrations"
 #: Far above any real registry or declaration; a larger file is refused unread.
 _MAX_JSON_BYTES = 4 << 20
 
+_BIND_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _DOTTED_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
@@ -51,6 +52,8 @@ class Declared:
     package: str | None = None
     #: The PostgreSQL schema holding the plugin's tables and version table; "" for the default one.
     schema: str = ""
+    #: The Flask-SQLAlchemy bind key whose database holds the plugin's tables; None for the default database.
+    bind: str | None = None
 
 
 def render_index(index: dict[str, object]) -> str:
@@ -69,7 +72,9 @@ def read_index(path: Path) -> dict[str, Declared]:
         if not isinstance(entry, dict):
             raise RegistryError(f'{path}: entry "{name}" must be an object with "tables" and "depends_on"')
         where = f'{path}: entry "{name}"'
-        entries[name] = Declared(*_tables_and_dependencies(entry, where), schema=_schema(entry, where))
+        entries[name] = Declared(
+            *_tables_and_dependencies(entry, where), schema=_schema(entry, where), bind=_bind(entry, where)
+        )
     return entries
 
 
@@ -88,7 +93,9 @@ def read_declarations(plugins_root: Path) -> dict[str, Declared]:
                 f"`copier recopy --defaults --overwrite -a .copier-answers.plugin-{folder.name}.yml`"
             )
         tables, depends_on = _tables_and_dependencies(data, str(path))
-        entries[folder.name] = Declared(tables, depends_on, folder, schema=_schema(data, str(path)))
+        entries[folder.name] = Declared(
+            tables, depends_on, folder, schema=_schema(data, str(path)), bind=_bind(data, str(path))
+        )
     return entries
 
 
@@ -122,7 +129,7 @@ def read_installed() -> dict[str, Declared]:
             raise RegistryError(f'{path}: does not declare plugin "{entry_point.name}", as {where} says; {fix}')
         tables, depends_on = _tables_and_dependencies(data, str(path))
         entries[entry_point.name] = Declared(
-            tables, depends_on, folder, distribution, entry_point.value, _schema(data, str(path))
+            tables, depends_on, folder, distribution, entry_point.value, _schema(data, str(path)), _bind(data, str(path))
         )
     return entries
 
@@ -158,6 +165,13 @@ def _schema(entry: dict[str, object], where: str) -> str:
     if not isinstance(schema, str):
         raise RegistryError(f'{where}: "schema" must be a schema name, or "" for the default schema')
     return schema
+
+
+def _bind(entry: dict[str, object], where: str) -> str | None:
+    bind = entry.get("bind") or None
+    if bind is not None and not (isinstance(bind, str) and _BIND_KEY.fullmatch(bind)):
+        raise RegistryError(f'{where}: "bind" must be a bind key (letters, digits and _, not starting with a digit)')
+    return bind
 
 
 def _string_list(value: object) -> TypeGuard[list[str]]:

@@ -19,7 +19,9 @@ from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from . import PluginManager
+from .binds import refuse_in_fleet
 from .errors import PluginMigrationError, error_summary
+from .registry import Registry
 
 
 def read_urls(values: Iterable[str]) -> list[str]:
@@ -92,6 +94,8 @@ def status_many(urls: Sequence[str], jobs: int = 1) -> list[DatabaseRun]:
 def _each(
     work: Callable[[str, float | None], DatabaseRun], urls: Sequence[str], jobs: int, lock_timeout: float | None
 ) -> list[DatabaseRun]:
+    if len(urls) > 1:
+        refuse_in_fleet(Registry.load())
     if jobs <= 1 or len(urls) <= 1:
         return [work(url, lock_timeout) for url in urls]
     from concurrent.futures import ProcessPoolExecutor  # multiprocessing's start-up, only for --jobs

@@ -52,17 +52,32 @@ def plugins_package(registry: Registry) -> str:
     return registry.plugins_dir.replace("/", ".")
 
 
-def load_metadata(registry: Registry | None = None) -> MetaData:
-    """The application's MetaData, with the models of every plugin folder imported (core and plugin tables).
+def load_metadata(registry: Registry | None = None, bind: str | None = None) -> MetaData:
+    """The application's MetaData of ``bind`` (None: the default database's), with every plugin's models imported.
 
     Every constraint of a plugin table has a name from then on (``naming``).
     """
     registry = registry or default_registry()
-    _declared_on_import(registry)
-    metadata = _base_metadata(registry)
+    metadatas = bind_metadatas(registry)
+    metadata = metadatas.get(bind, metadatas[None])
     keys = [registry.key(name) for name in registry.owners]
     apply_naming_convention(metadata, [metadata.tables[key] for key in keys if key in metadata.tables])
     return metadata
+
+
+def bind_metadatas(registry: Registry) -> dict[str | None, MetaData]:
+    """bind key -> its MetaData, with every plugin's models imported.
+
+    Flask-SQLAlchemy 3 keeps one MetaData per bind key (``db.metadatas``,
+    found through ``db.Model.__fsa__``); any other base has only its own,
+    under None, which then serves every bind too.
+    """
+    _declared_on_import(registry)
+    metadatas: dict[str | None, MetaData] = {None: _base_metadata(registry)}
+    extension_metadatas = getattr(getattr(load_base(registry), "__fsa__", None), "metadatas", None)
+    if isinstance(extension_metadatas, dict):
+        metadatas.update((key, value) for key, value in extension_metadatas.items() if isinstance(value, MetaData))
+    return metadatas
 
 
 def _base_metadata(registry: Registry) -> MetaData:

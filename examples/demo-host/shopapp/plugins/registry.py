@@ -71,6 +71,8 @@ class PluginEntry:
     distribution: str | None = None
     #: The PostgreSQL schema of the plugin's tables and version table; "" for the default one.
     schema: str = ""
+    #: The Flask-SQLAlchemy bind key of the database holding its tables; None for the default database.
+    bind: str | None = None
 
     @property
     def models_module(self) -> str:
@@ -138,7 +140,7 @@ class Registry:
         entries = {
             name: PluginEntry(
                 name, plugin.tables, plugin.depends_on, plugin.folder or root / plugins_dir / name,
-                plugin.package or f"{packages}.{name}", plugin.distribution, plugin.schema,
+                plugin.package or f"{packages}.{name}", plugin.distribution, plugin.schema, plugin.bind,
             )
             for name, plugin in sorted({**in_repository, **installed}.items())
         }

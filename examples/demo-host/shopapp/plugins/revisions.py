@@ -40,7 +40,7 @@ def next_revision_id(chains: Chains, name: str) -> str:
 def schemas_used(registry: Registry, name: str) -> list[str]:
     """The plugin schemas that plugin ``name``'s models live in or point into with foreign keys."""
     entry = registry.entry(name)
-    metadata = load_metadata(registry)
+    metadata = load_metadata(registry, entry.bind)
     used = {entry.schema}
     for table_name in entry.tables:
         table = metadata.tables.get(entry.key(table_name))
@@ -63,7 +63,7 @@ def freeze_baseline(chains: Chains, name: str) -> Path:
                 f"built; this one is at {current or 'no revision'}. Run `migrate {name} --revision {baseline}` on "
                 f"a database made before your model changes (or your production copy), then try again"
             )
-        models = load_metadata(chains.registry)
+        models = load_metadata(chains.registry, entry.bind)
         changes = column_changes(connection, chains.registry, name)
         path.write_text(render_frozen_baseline(entry, connection, baseline, models, changes), encoding="utf-8")
     return path

@@ -72,20 +72,21 @@ class Report:
 def expected_registry(answers_files: list[AnswersFile], root: Path = PROJECT_ROOT) -> dict[str, Any]:
     """registry.json as the plugins present declare them: in plugin.json (in PLUGINS_DIR or an installed
     package's), else (older scaffolds) in their answers files."""
-    plugins = {
-        a.plugin: _entry(a.answers.get("tables", []), a.answers.get("depends_on", []), a.answers.get("schema", ""))
+    plugins: dict[str, dict[str, Any]] = {
+        a.plugin: _entry(a.answers.get("tables", []), a.answers.get("depends_on", []), a.answers.get("schema", ""),
+                         a.answers.get("bind") or None)
         for a in answers_files
         if a.plugin and (root / PLUGINS_DIR / a.plugin).is_dir()
     }
     for name, declared in {**read_declarations(root / PLUGINS_DIR), **read_installed()}.items():
-        plugins[name] = _entry(declared.tables, declared.depends_on, declared.schema)
+        plugins[name] = _entry(declared.tables, declared.depends_on, declared.schema, declared.bind)
     return {"plugins": dict(sorted(plugins.items()))}
 
 
-def _entry(tables: Any, depends_on: Any, schema: Any) -> dict[str, Any]:
-    """One index entry; "schema" only where a plugin has one, so older entries read as before."""
-    entry = {"tables": list(tables), "depends_on": list(depends_on)}
-    return {**entry, "schema": schema} if schema else entry
+def _entry(tables: Any, depends_on: Any, schema: Any, bind: Any) -> dict[str, Any]:
+    """One index entry; "schema" and "bind" only where a plugin has them, so older entries read as before."""
+    entry: dict[str, Any] = {"tables": list(tables), "depends_on": list(depends_on)}
+    return {**entry, **({"schema": schema} if schema else {}), **({"bind": bind} if bind else {})}
 
 
 def _unified(expected: str, actual: str, expected_label: str, actual_label: str) -> str:

@@ -209,7 +209,7 @@ def write_squash(chains: Chains, name: str, to: str | None = None) -> Squash:
             replay.prepare(name)
             replay.upgrade(name, revision)
             connection = replay.connection
-            models = load_metadata(chains.registry)
+            models = load_metadata(chains.registry, entry.bind)
             changes = column_changes(connection, chains.registry, name)
             frozen = render_frozen_baseline(entry, connection, revision, models, changes)
             seeded = _tables_with_rows(connection, entry)

@@ -26,26 +26,33 @@ from .plan import Action, Step, adoption_hint, decide, make_plan, step_revisions
 from .versions import DatabaseState, current_revision, read_state
 
 
-def apply(chains: Chains, names: Sequence[str], targets: Mapping[str, str]) -> dict[str, Outcome]:
+def apply(
+    chains: Chains, names: Sequence[str], targets: Mapping[str, str], done: Mapping[str, Outcome] | None = None
+) -> dict[str, Outcome]:
     """Upgrade ``names`` (dependencies first) to their targets; a failure skips that plugin's dependents only.
 
     The whole run is one migration session: it reads every version table
     once the migrator lock is held, and each plugin with work to do gets a
     transaction of its own on the session's connection. A failed plugin
     keeps its schema and version row; plugins that do not depend on it still run.
+    ``done`` holds the outcomes of plugins already run in other databases (``binds``).
     """
     try:
         with chains.database.migration_session() as session:
-            return apply_in(chains, session, names, targets)
+            return apply_in(chains, session, names, targets, done)
     finally:
         chains.save_cache()
 
 
 def apply_in(
-    chains: Chains, session: MigrationSession, names: Sequence[str], targets: Mapping[str, str]
+    chains: Chains,
+    session: MigrationSession,
+    names: Sequence[str],
+    targets: Mapping[str, str],
+    done: Mapping[str, Outcome] | None = None,
 ) -> dict[str, Outcome]:
     """``apply`` in a migration session already open (a replay's, rolled back at its end)."""
-    outcomes: dict[str, Outcome] = {}
+    outcomes: dict[str, Outcome] = dict(done or {})
     with session.step():
         steps = make_plan(chains, read_state(session.connection, chains.registry, names), names, targets)
     for step in steps:
@@ -64,7 +71,7 @@ def apply_in(
             outcomes[step.plugin] = Outcome(step.plugin, Status.CURRENT, step.current, step.current)
         else:
             outcomes[step.plugin] = _apply_one(chains, session, step.plugin, step.target)
-    return outcomes
+    return {name: outcomes[name] for name in names}
 
 
 def _apply_one(chains: Chains, session: MigrationSession, name: str, target: str) -> Outcome:

@@ -67,16 +67,17 @@ def several_rows(entry: PluginEntry, rows: tuple[str, ...]) -> str:
     )
 
 
-def plugin_statuses(connection: Connection, chains: Chains) -> list[PluginStatus]:
+def plugin_statuses(connection: Connection, chains: Chains, names: Iterable[str] | None = None) -> list[PluginStatus]:
     """Every plugin's current revision, head and pending revisions, in dependency order, and which of its
     revisions depend on other plugins' revisions ("0002_comments depends on blog@0002_blog").
 
     Every version table is read with ``read_state``'s few queries; a version
     table with several rows is reported as the plugin's problem.
     """
-    state = read_state(connection, chains.registry, chains.registry.order)
+    names = list(chains.registry.order if names is None else names)
+    state = read_state(connection, chains.registry, names)
     statuses = []
-    for name in chains.registry.order:
+    for name in names:
         rows, head = state.recorded[name], chains.head(name)
         if len(rows) > 1:
             statuses.append(PluginStatus(name, None, head, problem=several_rows(chains.registry.entry(name), rows)))
