@@ -49,7 +49,7 @@ class Databases:
         if bind is not None and bind not in self._chains:
             default = self._chains[None]
             url = bind_url(bind, app=self._app)
-            self._chains[bind] = default.on(Database(url, default.database.lock_timeout))
+            self._chains[bind] = default.on(Database(url, default.database.lock_timeout, schemas=default.database.schemas))
         return self._chains[bind]
 
     def chains_for(self, name: str) -> Chains:
