@@ -14,7 +14,7 @@ from functools import cache
 
 from sqlalchemy import MetaData
 
-from .errors import PluginMigrationError
+from .errors import PluginMigrationError, RegistryError
 from .naming import apply_naming_convention
 from .registry import Problem, Registry, default_registry
 from .settings import MODEL_BASE
@@ -176,3 +176,15 @@ def core_conflicts(registry: Registry) -> list[Problem]:
                     f"or remove the table from the plugin's tables",
                 ))
     return conflicts
+
+
+def refuse_core_conflicts(registry: Registry) -> None:
+    """Raise the first ``core_conflicts`` problem, before a command changes a database.
+
+    Only what could create, adopt or drop a plugin's tables calls it (a step
+    with work, a stamp, a downgrade, a removal, a revision): it imports the
+    core's models, which ``status`` and a deploy with nothing to do never
+    need (bench/README.md), and ``check`` reports the same problem.
+    """
+    for conflict in core_conflicts(registry) if registry.entries else ():
+        raise RegistryError(f"{registry.path}: {conflict}")

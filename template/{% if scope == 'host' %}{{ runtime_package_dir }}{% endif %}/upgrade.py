@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from .chains import Chains
 from .database import MigrationSession
 from .errors import LOCK_NOT_AVAILABLE, LockTimeout, PluginMigrationError, describe_user_error, error_summary, sqlstate
+from .metadata import refuse_core_conflicts
 from .outcomes import Outcome, Status
 from .plan import Action, Step, adoption_hint, decide, make_plan, step_revisions
 from .versions import DatabaseState, current_revision, read_state
@@ -55,6 +56,8 @@ def apply_in(
     outcomes: dict[str, Outcome] = dict(done or {})
     with session.step():
         steps = make_plan(chains, read_state(session.connection, chains.registry, names), names, targets)
+    if any(step.action not in (Action.CURRENT, Action.SKIP) for step in steps):
+        refuse_core_conflicts(chains.registry)
     for step in steps:
         blocked = next(
             (dep for dep in chains.registry.entry(step.plugin).depends_on
@@ -145,6 +148,8 @@ def preview(chains: Chains, names: Sequence[str], targets: Mapping[str, str]) ->
             state = read_state(connection, chains.registry, names)
     steps = make_plan(chains, state or _empty_state(), names, targets)
     chains.save_cache()
+    if any(step.action is not Action.CURRENT for step in steps):
+        refuse_core_conflicts(chains.registry)
     return "\n".join(script for step in steps if (script := _step_sql(chains, step)))
 
 
