@@ -13,6 +13,7 @@ import os
 import shutil
 import stat
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -182,7 +183,7 @@ def a_chain(root: Path) -> tuple[Path, list[str]]:
 
 def stored(graphcache: ModuleType, path: Path, ini: Path):
     """What a new reader of the cache file at ``path`` finds for the chain."""
-    return graphcache.GraphCache(path).get(ini, graphcache.ini_digest(ini))
+    return graphcache.GraphCache(path).get(ini)
 
 
 def test_the_cache_file_is_checked_before_use(graphcache: ModuleType, tmp_path: Path, monkeypatch) -> None:
@@ -227,4 +228,53 @@ def test_the_cache_file_is_checked_before_use(graphcache: ModuleType, tmp_path: 
         assert stored(graphcache, path, ini) is None
     path.write_text(json.dumps(good))
     monkeypatch.setattr(graphcache, "MAX_BYTES", len(path.read_bytes()) - 1)
+    assert stored(graphcache, path, ini) is None
+
+
+def test_a_stamp_spares_reading_the_files_until_one_changes(graphcache: ModuleType, tmp_path: Path, monkeypatch) -> None:
+    ini, locations = a_chain(tmp_path / "chain")
+    revision = tmp_path / "chain" / "versions" / "0001.py"
+    path = tmp_path / "cache" / "plugin-chains.json"
+    graph = graphcache.Graph(("0001",), ("0001",), (("0001", ()),), {})
+
+    def put() -> None:
+        cache = graphcache.GraphCache(path)
+        stamp = graphcache.chain_stamp(graphcache.ini_stat(ini), locations)
+        cache.put(ini, graphcache.chain_key(graphcache.ini_digest(ini), locations), locations, graph, stamp)
+        cache.save()
+
+    # Files written just now may change again within their timestamps' granularity: no stamp yet.
+    put()
+    assert "stamp" not in json.loads(path.read_text())["chains"][str(ini)]
+    monkeypatch.setattr(graphcache, "SETTLED_SECONDS", 0.0)  # as if they had been written long ago
+    put()
+    assert json.loads(path.read_text())["chains"][str(ini)]["stamp"]
+
+    def no_reading(*args):
+        raise AssertionError("the files were read although the stamp matched")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(graphcache, "chain_key", no_reading)
+        patched.setattr(graphcache, "ini_digest", no_reading)
+        assert stored(graphcache, path, ini) == graph
+
+    # Copied away and back with its times (cp -p, an unpacked archive): another stamp, the same content.
+    time.sleep(0.05)  # past the clock tick of the file's ctime
+    shutil.copy2(revision, tmp_path / "saved.py")
+    revision.unlink()
+    shutil.copy2(tmp_path / "saved.py", revision)
+    reader = graphcache.GraphCache(path)
+    assert reader.get(ini) == graph
+    reader.save()  # the content matched: the new stamp is kept, so the next run reads no file again
+    with monkeypatch.context() as patched:
+        patched.setattr(graphcache, "chain_key", no_reading)
+        assert stored(graphcache, path, ini) == graph
+
+    # Edited with its size and mtime kept: the ctime moves, so the stamp no longer matches, nor does the content.
+    time.sleep(0.05)
+    before = revision.stat()
+    revision.write_text(revision.read_text().replace("0001", "0009"))
+    os.utime(revision, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (revision.stat().st_size, revision.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert revision.stat().st_ctime_ns != before.st_ctime_ns
     assert stored(graphcache, path, ini) is None
