@@ -39,6 +39,7 @@ RUNTIME_FILES = {
     "errors.py",
     "fetching.py",
     "fleet.py",
+    "from_models.py",
     "graphcache.py",
     "importing.py",
     "metadata.py",

@@ -26,7 +26,7 @@ from flask import Flask
 MODULES = (
     "alembic_template", "answers", "autogen", "baseline", "binds", "branches", "chains", "checks", "cli", "cli_options",
     "cli_scaffolding", "cli_squash", "compare", "conflicts", "database", "declarations", "downgrade", "errors",
-    "fetching", "fleet", "graphcache", "importing", "metadata", "naming", "outcomes", "output", "paths",
+    "fetching", "fleet", "from_models", "graphcache", "importing", "metadata", "naming", "outcomes", "output", "paths",
     "plan", "registry", "removal", "rendering", "replay", "review", "revisions", "rows", "scaffolding",
     "schemas", "shared_versions", "squash", "survival", "updating", "upgrade", "versions",
 )

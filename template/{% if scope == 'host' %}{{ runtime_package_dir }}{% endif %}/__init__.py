@@ -106,29 +106,33 @@ class PluginManager:
         with chains.database.connect() as connection:
             return versions.history(connection, chains, name)
 
-    def upgrade(self, name: str | None = None, revision: str = "head") -> dict[str, Outcome]:
-        """Upgrade ``name`` to ``revision`` after its dependencies (to head); every plugin when no name."""
-        return self.databases.upgrade(*self._targets(name, revision))
+    def upgrade(self, name: str | None = None, revision: str = "head", *, from_models: bool = False) -> dict[str, Outcome]:
+        """Upgrade ``name`` to ``revision`` after its dependencies (to head); every plugin when no name.
 
-    def upgrade_sql(self, name: str | None = None, revision: str = "head") -> str:
+        ``from_models``: a plugin with nothing installed gets its tables from its models and its head
+        stamped, running no revision (``from_models``; README, "A fresh database from the models").
+        """
+        return self.databases.upgrade(*self._targets(name, revision), from_models)
+
+    def upgrade_sql(self, name: str | None = None, revision: str = "head", *, from_models: bool = False) -> str:
         """The SQL that ``upgrade(name, revision)`` would run, from the same plan; changes nothing."""
-        return self.databases.upgrade_sql(*self._targets(name, revision))
+        return self.databases.upgrade_sql(*self._targets(name, revision), from_models)
 
     def _targets(self, name: str | None, revision: str) -> tuple[list[str], dict[str, str]]:
         if name is None:
             return list(self.registry.order), {}
         return [*self.registry.dependencies(name), name], {name: revision}
 
-    def upgrade_all_plugins(self) -> dict[str, Result]:
+    def upgrade_all_plugins(self, *, from_models: bool = False) -> dict[str, Result]:
         """Run every plugin's pending migrations, dependencies first.
 
         Returns ``{name: {"from": rev, "to": rev, "status": ..., "error": ...}}``
         where status is "installed", "adopted", "upgraded", "current",
         "failed" or "skipped" (a dependency failed). A failed plugin keeps its
         schema and version row; plugins that do not depend on it still run.
-        Idempotent.
+        Idempotent. ``from_models``: as in ``upgrade``.
         """
-        return {name: outcome.as_dict() for name, outcome in self.upgrade().items()}
+        return {name: outcome.as_dict() for name, outcome in self.upgrade(from_models=from_models).items()}
 
     def migrate(self, name: str, revision: str = "head") -> dict[str, Result]:
         """Upgrade ``name`` to ``revision``, after the plugins it depends on (to head); as upgrade_all_plugins."""
