@@ -21,8 +21,11 @@ EXPECTED = {
     ("3b status", "2 plugins x 10 revisions, postgresql"),
     ("5 memory: peak RSS", "upgrade-all, 2 plugins, sqlite"),
     ("5 memory: peak RSS", "upgrade-all, 2 plugins, postgresql"),
-    ("4 fresh install", "2 plugins x 10 revisions, sqlite"),
-    ("4 fresh install", "2 plugins x 10 revisions, postgresql"),
+    *(
+        ("4 fresh install", f"2 plugins x 10 revisions, {backend}, {how}")
+        for backend in ("sqlite", "postgresql")
+        for how in ("every revision run", "--install-from-models")
+    ),
     *(
         (f"6 fleet, {what}", f"{size} {backend} databases x 2 plugins{jobs}")
         for what in ("fresh install", "nothing to do")
