@@ -21,7 +21,7 @@ from .binds import Databases
 from .chains import Chains
 from .database import Database
 from .errors import LockTimeout, PluginMigrationError, RegistryError
-from .metadata import core_conflicts
+from .metadata import refuse_core_conflicts
 from .outcomes import Outcome, PluginStatus, Status
 from .registry import PluginEntry, Registry
 
@@ -65,13 +65,13 @@ class PluginManager:
     only one PluginManager migrates a database at a time: others wait up to
     ``lock_timeout`` seconds for it (a PostgreSQL advisory lock; SQLite's
     write lock). A registry the runtime cannot trust is refused here, before
-    any database is touched.
+    any database is touched; a table registered to a plugin that the core's
+    models define too is refused before anything could create, adopt or drop
+    it (``metadata.refuse_core_conflicts``).
     """
 
     def __init__(self, database_url: str | None = None, lock_timeout: float | None = None, *, app: Any = None) -> None:
         self.registry = Registry.load().require_sound()
-        for conflict in core_conflicts(self.registry) if self.registry.entries else ():
-            raise RegistryError(f"{self.registry.path}: {conflict}")
         self.database = Database(database_url, lock_timeout, app, self.registry.schemas)
         self.chains = Chains(self.registry, self.database)
         self.databases = Databases(self.registry, self.chains, app)  # the plugins with a bind: their own database
@@ -91,6 +91,10 @@ class PluginManager:
     def entry(self, name: str) -> PluginEntry:
         return self.registry.entry(name)
 
+    def _chains_to_change(self, name: str) -> Chains:
+        refuse_core_conflicts(self.registry)
+        return self.databases.chains_for(name)
+
     def status(self) -> list[PluginStatus]:
         """Every plugin's current revision, head and pending revisions, in dependency order."""
         return self.databases.status()
@@ -102,29 +106,33 @@ class PluginManager:
         with chains.database.connect() as connection:
             return versions.history(connection, chains, name)
 
-    def upgrade(self, name: str | None = None, revision: str = "head") -> dict[str, Outcome]:
-        """Upgrade ``name`` to ``revision`` after its dependencies (to head); every plugin when no name."""
-        return self.databases.upgrade(*self._targets(name, revision))
+    def upgrade(self, name: str | None = None, revision: str = "head", *, from_models: bool = False) -> dict[str, Outcome]:
+        """Upgrade ``name`` to ``revision`` after its dependencies (to head); every plugin when no name.
 
-    def upgrade_sql(self, name: str | None = None, revision: str = "head") -> str:
+        ``from_models``: a plugin with nothing installed gets its tables from its models and its head
+        stamped, running no revision (``from_models``; README, "A fresh database from the models").
+        """
+        return self.databases.upgrade(*self._targets(name, revision), from_models)
+
+    def upgrade_sql(self, name: str | None = None, revision: str = "head", *, from_models: bool = False) -> str:
         """The SQL that ``upgrade(name, revision)`` would run, from the same plan; changes nothing."""
-        return self.databases.upgrade_sql(*self._targets(name, revision))
+        return self.databases.upgrade_sql(*self._targets(name, revision), from_models)
 
     def _targets(self, name: str | None, revision: str) -> tuple[list[str], dict[str, str]]:
         if name is None:
             return list(self.registry.order), {}
         return [*self.registry.dependencies(name), name], {name: revision}
 
-    def upgrade_all_plugins(self) -> dict[str, Result]:
+    def upgrade_all_plugins(self, *, from_models: bool = False) -> dict[str, Result]:
         """Run every plugin's pending migrations, dependencies first.
 
         Returns ``{name: {"from": rev, "to": rev, "status": ..., "error": ...}}``
         where status is "installed", "adopted", "upgraded", "current",
         "failed" or "skipped" (a dependency failed). A failed plugin keeps its
         schema and version row; plugins that do not depend on it still run.
-        Idempotent.
+        Idempotent. ``from_models``: as in ``upgrade``.
         """
-        return {name: outcome.as_dict() for name, outcome in self.upgrade().items()}
+        return {name: outcome.as_dict() for name, outcome in self.upgrade(from_models=from_models).items()}
 
     def migrate(self, name: str, revision: str = "head") -> dict[str, Result]:
         """Upgrade ``name`` to ``revision``, after the plugins it depends on (to head); as upgrade_all_plugins."""
@@ -132,29 +140,29 @@ class PluginManager:
 
     def stamp(self, name: str, revision: str) -> Outcome:
         """Record ``revision`` as the plugin's current one without running any migration."""
-        return upgrade.stamp(self.databases.chains_for(name), name, revision)
+        return upgrade.stamp(self._chains_to_change(name), name, revision)
 
     def downgrade(self, name: str, revision: str, confirm: Confirm | None = None) -> Outcome:
         """Downgrade one plugin; ``confirm(name, what)`` decides whether tables and columns holding data may go."""
         from . import downgrade
 
-        return downgrade.downgrade(self.databases.chains_for(name), name, revision, confirm)
+        return downgrade.downgrade(self._chains_to_change(name), name, revision, confirm)
 
     def downgrade_sql(self, name: str, revision: str) -> str:
         from . import downgrade
 
-        return downgrade.downgrade_sql(self.databases.chains_for(name), name, revision)
+        return downgrade.downgrade_sql(self._chains_to_change(name), name, revision)
 
     def remove(self, name: str, confirm: Confirm | None = None, delete_code: bool = False) -> Removal:
         """Downgrade ``name`` to base and drop its version table, then delete its scaffolding and registry entry."""
         from . import removal
 
-        return removal.remove(self.databases.chains_for(name), name, confirm, delete_code)
+        return removal.remove(self._chains_to_change(name), name, confirm, delete_code)
 
     def remove_sql(self, name: str) -> str:
         from . import removal
 
-        return removal.remove_sql(self.databases.chains_for(name), name)
+        return removal.remove_sql(self._chains_to_change(name), name)
 
     def revision(self, name: str, message: str, autogenerate: bool = False) -> Review:
         """Write the plugin's next revision, freezing its baseline first when the chain grows.
@@ -163,12 +171,12 @@ class PluginManager:
         """
         from . import revisions
 
-        return revisions.write_revision(self.databases.chains_for(name), name, message, autogenerate)
+        return revisions.write_revision(self._chains_to_change(name), name, message, autogenerate)
 
     def freeze_baseline(self, name: str) -> Path:
         from . import revisions
 
-        return revisions.freeze_baseline(self.databases.chains_for(name), name)
+        return revisions.freeze_baseline(self._chains_to_change(name), name)
 
     def check(self, names: list[str] | None = None, database_url: str | None = None) -> list[str]:
         """Every drift between models, registry and migrations, and a deployed database's; empty when clean."""

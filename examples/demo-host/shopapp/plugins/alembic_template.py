@@ -288,9 +288,14 @@ def _baseline_tables(registry: Registry, plugin_name: str) -> list[FrozenTable]:
         # Still built: a table a later revision dropped (no owner, no model now), or its drop_table fails.
         taken = set(registry.owners) | {table.name for table in load_metadata(registry).tables.values()}
         return [table for name, table in frozen.items() if name not in taken - set(_owned(registry, plugin_name))]
+    return model_tables(registry, plugin_name, op.get_context().dialect.name)
+
+
+def model_tables(registry: Registry, plugin_name: str, dialect_name: str) -> list[FrozenTable]:
+    """The plugin's tables as its models define them now, with their indexes, in foreign-key order."""
     # SQLite's DDL compiler leaves out a foreign key between two schemas, so there it builds from the
     # models with the schemas mapped away (what schema_translate_map does to the rest of the SQL).
-    models = target_metadata(registry, op.get_context().dialect.name, registry.entry(plugin_name).bind)
+    models = target_metadata(registry, dialect_name, registry.entry(plugin_name).bind)
     tables = [models.tables[table.key if table.key in models.tables else table.name]
               for table in plugin_tables(plugin_name, registry)]
     return [FrozenTable(table, sorted(table.indexes, key=lambda index: index.name or "")) for table in tables]

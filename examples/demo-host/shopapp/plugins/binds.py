@@ -84,19 +84,19 @@ class Databases:
             runs.append((self.chains(bind), run))
         return runs
 
-    def upgrade(self, names: Sequence[str], targets: Mapping[str, str]) -> dict[str, Outcome]:
+    def upgrade(self, names: Sequence[str], targets: Mapping[str, str], from_models: bool = False) -> dict[str, Outcome]:
         """``upgrade.apply`` on each database's run in turn; a failure skips its dependents in every database."""
         outcomes: dict[str, Outcome] = {}
         for chains, run in self.runs(names):
-            outcomes.update(upgrade.apply(chains, run, targets, outcomes))
+            outcomes.update(upgrade.apply(chains, run, targets, outcomes, from_models))
         return {name: outcomes[name] for name in names}
 
-    def upgrade_sql(self, names: Sequence[str], targets: Mapping[str, str]) -> str:
+    def upgrade_sql(self, names: Sequence[str], targets: Mapping[str, str], from_models: bool = False) -> str:
         """The SQL of ``upgrade``, each database's under a comment naming its bind."""
         scripts = []
         for chains, run in self.runs(names):
             bind = self.registry.entry(run[0]).bind
-            script = upgrade.preview(chains, run, targets)
+            script = upgrade.preview(chains, run, targets, from_models)
             scripts.append(f'-- bind "{bind}": {chains.database.shown_url}\n{script}' if bind and script else script)
         return "\n".join(script for script in scripts if script)
 

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 
 from .database import Database
 from .errors import PluginMigrationError
-from .graphcache import GraphCache, Graph, chain_key, ini_digest
+from .graphcache import GraphCache, Graph, chain_key, chain_stamp, ini_digest, ini_stat
 from .registry import Registry
 
 if TYPE_CHECKING:  # Alembic is imported where a chain is loaded: a deploy with nothing to do never loads it
@@ -102,7 +102,7 @@ class Chains:
         self._scripts: dict[str, ScriptDirectory] = {}
         self._foreign: dict[str, Foreign] = {}
         self._graphs: dict[str, Graph] = {}
-        self._keys: dict[str, tuple[str, list[str]]] = {}  # the cache key each loaded chain was loaded under
+        self._keys: dict[str, tuple[str, list[str], str | None]] = {}  # the cache key each loaded chain was loaded under
 
     def on(self, database: Database) -> Chains:
         """These chains against another database (a bind's), sharing every chain loaded so far."""
@@ -154,21 +154,22 @@ class Chains:
             from alembic.script import ScriptDirectory
 
             alembic_ini = self.registry.entry(name).alembic_ini
-            digest = ini_digest(alembic_ini)  # before the files are read: see graphcache
+            first_stat, digest = ini_stat(alembic_ini), ini_digest(alembic_ini)  # before the files are read: see graphcache
             script = ScriptDirectory.from_config(self._bare_config(name))
             locations = [str(location) for location in script._version_locations]
+            stamp = chain_stamp(first_stat, locations)
             key = chain_key(digest, locations) if digest is not None and not script.sourceless else None
+            if key is not None:
+                self._keys[name] = (key, locations, stamp)
             self._foreign[name] = own_chain(script)
             self._scripts[name] = script
-            if key is not None:
-                self._keys[name] = (key, locations)
         return self._scripts[name]
 
     def graph(self, name: str) -> Graph:
         """The chain's heads, revisions and links to other chains: from the cache while its files are unchanged."""
         if name not in self._graphs:
             alembic_ini = self.registry.entry(name).alembic_ini
-            cached = self.cache.get(alembic_ini, ini_digest(alembic_ini)) if name not in self._scripts else None
+            cached = self.cache.get(alembic_ini) if name not in self._scripts else None
             if cached is None:
                 from alembic.util import to_tuple
 
@@ -180,7 +181,8 @@ class Chains:
                     {revision: (loaded.path, names) for revision, (loaded, names) in self._foreign[name].items()},
                 )
                 if name in self._keys:
-                    self.cache.put(alembic_ini, *self._keys[name], cached)
+                    key, locations, stamp = self._keys[name]
+                    self.cache.put(alembic_ini, key, locations, cached, stamp)
             self._graphs[name] = cached
         return self._graphs[name]
 

@@ -24,7 +24,9 @@ from typing import Any
 import click
 
 from . import PluginManager
-from .cli_options import configure_logging, confirm_drop, database_options, fails_cleanly, json_option, writing_options
+from .cli_options import (
+    configure_logging, confirm_drop, database_options, fails_cleanly, from_models_option, json_option, writing_options,
+)
 from .cli_scaffolding import SCAFFOLDING_COMMANDS
 from .cli_squash import SQUASH_COMMANDS
 from .binds import refuse_in_fleet
@@ -89,45 +91,53 @@ def _single(database_urls: tuple[str, ...]) -> str | None:
 
 def _upgrade(
     ctx: click.Context, name: str | None, revision: str, sql: bool, lock_timeout: float | None, as_json: bool,
-    database_url: str | None = None,
+    from_models: bool, database_url: str | None = None,
 ) -> None:
     """migrate and upgrade-all: one plan, run or (with --sql) printed."""
+    if from_models and revision != "head":
+        raise click.UsageError(f"--install-from-models builds the head, not {revision}; leave out --revision")
     manager = _manager(ctx, lock_timeout, database_url)
     if sql:
-        click.echo(manager.upgrade_sql(name, revision), nl=False)
+        click.echo(manager.upgrade_sql(name, revision, from_models=from_models), nl=False)
         return
-    print_outcomes(manager.upgrade(name, revision), as_json)
+    print_outcomes(manager.upgrade(name, revision, from_models=from_models), as_json)
 
 
 @click.command()
 @click.argument("name")
 @click.option("--revision", default="head", show_default=True, help="Revision to upgrade to.")
 @writing_options
+@from_models_option
 @json_option
 @click.pass_context
 @fails_cleanly
-def migrate(ctx: click.Context, name: str, revision: str, sql: bool, lock_timeout: float | None, as_json: bool) -> None:
+def migrate(
+    ctx: click.Context, name: str, revision: str, sql: bool, lock_timeout: float | None, from_models: bool,
+    as_json: bool,
+) -> None:
     """Upgrade plugin NAME (after the plugins it depends on)."""
-    _upgrade(ctx, name, revision, sql, lock_timeout, as_json)
+    _upgrade(ctx, name, revision, sql, lock_timeout, as_json, from_models)
 
 
 @click.command("upgrade-all")
 @writing_options
+@from_models_option
 @json_option
 @database_options
 @click.pass_context
 @fails_cleanly
 def upgrade_all(
-    ctx: click.Context, sql: bool, lock_timeout: float | None, as_json: bool, database_urls: tuple[str, ...], jobs: int
+    ctx: click.Context, sql: bool, lock_timeout: float | None, from_models: bool, as_json: bool,
+    database_urls: tuple[str, ...], jobs: int,
 ) -> None:
     """Run every plugin's pending migrations, dependencies first (on several databases with --database-url)."""
     fleet = _fleet(database_urls)
     if fleet is None:
-        _upgrade(ctx, None, "head", sql, lock_timeout, as_json, _single(database_urls))
+        _upgrade(ctx, None, "head", sql, lock_timeout, as_json, from_models, _single(database_urls))
     elif sql:
         raise click.UsageError("--sql previews one database at a time; give one --database-url")
     else:
-        print_runs(upgrade_many(fleet, jobs, lock_timeout), as_json, "upgraded")
+        print_runs(upgrade_many(fleet, jobs, lock_timeout, from_models), as_json, "upgraded")
 
 
 @click.command()

@@ -66,6 +66,12 @@ def writing_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
+from_models_option = click.option(
+    "--install-from-models", "from_models", is_flag=True,
+    help="A plugin with nothing installed gets its tables from its models and its head stamped; "
+    "no revision runs (README: a fresh database from the models).",
+)
+
 
 def database_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """--database-url (repeatable, @FILE) and --jobs, for the commands that work on several databases at once."""

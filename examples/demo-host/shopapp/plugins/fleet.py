@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +67,8 @@ class DatabaseRun:
         return isinstance(self.results, dict) and any(r["status"] == "failed" for r in self.results.values())
 
 
-def _upgrade_database(url: str, lock_timeout: float | None) -> DatabaseRun:
-    return _run_database(url, lambda: PluginManager(url, lock_timeout).upgrade_all_plugins())
+def _upgrade_database(url: str, lock_timeout: float | None, from_models: bool = False) -> DatabaseRun:
+    return _run_database(url, lambda: PluginManager(url, lock_timeout).upgrade_all_plugins(from_models=from_models))
 
 
 def _status_of_database(url: str, lock_timeout: float | None) -> DatabaseRun:
@@ -81,9 +82,11 @@ def _run_database(url: str, work: Callable[[], dict[str, Any] | list[Any]]) -> D
         return DatabaseRun(shown(url), error=error_summary(error))
 
 
-def upgrade_many(urls: Sequence[str], jobs: int = 1, lock_timeout: float | None = None) -> list[DatabaseRun]:
+def upgrade_many(
+    urls: Sequence[str], jobs: int = 1, lock_timeout: float | None = None, from_models: bool = False
+) -> list[DatabaseRun]:
     """``upgrade_all_plugins()`` on every database, ``jobs`` at a time; results in the order given."""
-    return _each(_upgrade_database, urls, jobs, lock_timeout)
+    return _each(partial(_upgrade_database, from_models=from_models), urls, jobs, lock_timeout)
 
 
 def status_many(urls: Sequence[str], jobs: int = 1) -> list[DatabaseRun]:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import importlib
 import sys
 from functools import cache
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import MetaData
 
-from .errors import PluginMigrationError
+from .errors import PluginMigrationError, RegistryError
 from .naming import apply_naming_convention
 from .registry import Problem, Registry, default_registry
 from .settings import MODEL_BASE
@@ -52,16 +53,29 @@ def plugins_package(registry: Registry) -> str:
     return registry.plugins_dir.replace("/", ".")
 
 
+# Per registry (a command's): Alembic asks for the metadata once or twice per plugin, and each answer
+# cost a scan of every plugin folder and a walk over every plugin table, which at 200 plugins was a
+# third of a fresh install. Weak keys: a long-running app's registries come and go.
+_LOADED: WeakKeyDictionary[Registry, dict[str | None, tuple[MetaData, int]]] = WeakKeyDictionary()
+_MODELS_MODULES: WeakKeyDictionary[Registry, dict[str, str]] = WeakKeyDictionary()
+
+
 def load_metadata(registry: Registry | None = None, bind: str | None = None) -> MetaData:
     """The application's MetaData of ``bind`` (None: the default database's), with every plugin's models imported.
 
     Every constraint of a plugin table has a name from then on (``naming``).
+    Asked again for the same registry, it is returned as it is unless a
+    table was added to it since (models imported later are named too).
     """
     registry = registry or default_registry()
+    loaded = _LOADED.setdefault(registry, {})
+    if bind in loaded and len(loaded[bind][0].tables) == loaded[bind][1]:
+        return loaded[bind][0]
     metadatas = bind_metadatas(registry)
     metadata = metadatas.get(bind, metadatas[None])
     keys = [registry.key(name) for name in registry.owners]
     apply_naming_convention(metadata, [metadata.tables[key] for key in keys if key in metadata.tables])
+    loaded[bind] = (metadata, len(metadata.tables))
     return metadata
 
 
@@ -97,6 +111,8 @@ def _models_modules(registry: Registry) -> dict[str, str]:
     An installed plugin's models are imported by their own name (``shop_network.models``),
     the name the app itself imports them by, so no table is ever defined twice.
     """
+    if registry in _MODELS_MODULES:
+        return _MODELS_MODULES[registry]
     modules = {
         folder.name: f"{plugins_package(registry)}.{folder.name}.models"
         for folder in registry.plugin_folders()
@@ -105,6 +121,7 @@ def _models_modules(registry: Registry) -> dict[str, str]:
     for name, entry in registry.entries.items():
         if entry.distribution and ((entry.folder / "models.py").exists() or (entry.folder / "models").is_dir()):
             modules[name] = entry.models_module
+    _MODELS_MODULES[registry] = modules
     return modules
 
 
@@ -176,3 +193,15 @@ def core_conflicts(registry: Registry) -> list[Problem]:
                     f"or remove the table from the plugin's tables",
                 ))
     return conflicts
+
+
+def refuse_core_conflicts(registry: Registry) -> None:
+    """Raise the first ``core_conflicts`` problem, before a command changes a database.
+
+    Only what could create, adopt or drop a plugin's tables calls it (a step
+    with work, a stamp, a downgrade, a removal, a revision): it imports the
+    core's models, which ``status`` and a deploy with nothing to do never
+    need (bench/README.md), and ``check`` reports the same problem.
+    """
+    for conflict in core_conflicts(registry) if registry.entries else ():
+        raise RegistryError(f"{registry.path}: {conflict}")

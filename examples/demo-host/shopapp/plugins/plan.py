@@ -41,7 +41,7 @@ class Step:
 
 
 def decide(
-    entry: PluginEntry, recorded: tuple[str, ...], target: str, head: Callable[[], str | None], tables: Set[str]
+    entry: PluginEntry, recorded: tuple[str, ...], target: str, head: Callable[[], str | None], tables: Set[str] | None
 ) -> Step:
     """The step for one plugin, given its version rows and the database's tables.
 
@@ -56,6 +56,7 @@ def decide(
     if current is not None:
         reached = current == (head() if target == "head" else target)
         return Step(name, Action.CURRENT if reached else Action.UPGRADE, current, target)
+    assert tables is not None, "read_state lists the tables whenever a plugin has no version row"
     present = set(entry.tables) & set(tables)
     if not present or target != "head":
         return Step(name, Action.INSTALL, None, target)

@@ -21,13 +21,18 @@ from sqlalchemy.exc import SQLAlchemyError
 from .chains import Chains
 from .database import MigrationSession
 from .errors import LOCK_NOT_AVAILABLE, LockTimeout, PluginMigrationError, describe_user_error, error_summary, sqlstate
+from .metadata import refuse_core_conflicts
 from .outcomes import Outcome, Status
 from .plan import Action, Step, adoption_hint, decide, make_plan, step_revisions
 from .versions import DatabaseState, current_revision, read_state
 
 
 def apply(
-    chains: Chains, names: Sequence[str], targets: Mapping[str, str], done: Mapping[str, Outcome] | None = None
+    chains: Chains,
+    names: Sequence[str],
+    targets: Mapping[str, str],
+    done: Mapping[str, Outcome] | None = None,
+    from_models: bool = False,
 ) -> dict[str, Outcome]:
     """Upgrade ``names`` (dependencies first) to their targets; a failure skips that plugin's dependents only.
 
@@ -36,10 +41,11 @@ def apply(
     transaction of its own on the session's connection. A failed plugin
     keeps its schema and version row; plugins that do not depend on it still run.
     ``done`` holds the outcomes of plugins already run in other databases (``binds``).
+    ``from_models``: a plugin with nothing installed is built from its models (``from_models``).
     """
     try:
         with chains.database.migration_session() as session:
-            return apply_in(chains, session, names, targets, done)
+            return apply_in(chains, session, names, targets, done, from_models)
     finally:
         chains.save_cache()
 
@@ -50,11 +56,14 @@ def apply_in(
     names: Sequence[str],
     targets: Mapping[str, str],
     done: Mapping[str, Outcome] | None = None,
+    from_models: bool = False,
 ) -> dict[str, Outcome]:
     """``apply`` in a migration session already open (a replay's, rolled back at its end)."""
     outcomes: dict[str, Outcome] = dict(done or {})
     with session.step():
         steps = make_plan(chains, read_state(session.connection, chains.registry, names), names, targets)
+    if any(step.action not in (Action.CURRENT, Action.SKIP) for step in steps):
+        refuse_core_conflicts(chains.registry)
     for step in steps:
         blocked = next(
             (dep for dep in chains.registry.entry(step.plugin).depends_on
@@ -70,11 +79,11 @@ def apply_in(
         elif step.action is Action.CURRENT:
             outcomes[step.plugin] = Outcome(step.plugin, Status.CURRENT, step.current, step.current)
         else:
-            outcomes[step.plugin] = _apply_one(chains, session, step.plugin, step.target)
+            outcomes[step.plugin] = _apply_one(chains, session, step.plugin, step.target, from_models)
     return {name: outcomes[name] for name in names}
 
 
-def _apply_one(chains: Chains, session: MigrationSession, name: str, target: str) -> Outcome:
+def _apply_one(chains: Chains, session: MigrationSession, name: str, target: str, from_models: bool) -> Outcome:
     """One plugin's step in its own transaction; any failure rolls it back and is reported, not raised.
 
     Any exception counts, not only the database's: a revision is the user's
@@ -82,7 +91,7 @@ def _apply_one(chains: Chains, session: MigrationSession, name: str, target: str
     file and line, while independent plugins go on.
     """
     try:
-        return _run_step(chains, session, name, target)
+        return _run_step(chains, session, name, target, from_models)
     except LockTimeout:
         raise
     except PluginMigrationError as error:
@@ -95,11 +104,12 @@ def _apply_one(chains: Chains, session: MigrationSession, name: str, target: str
         return Outcome(name, Status.FAILED, error=describe_user_error(error, chains.registry.root))
 
 
-def _run_step(chains: Chains, session: MigrationSession, name: str, target: str) -> Outcome:
+def _run_step(chains: Chains, session: MigrationSession, name: str, target: str, from_models: bool) -> Outcome:
     from alembic import command
     from alembic.util import CommandError
 
     from .compare import differences
+    from .from_models import install_from_models
     from .squash import install_from_squash
 
     connection, entry = session.connection, chains.registry.entry(name)
@@ -120,7 +130,9 @@ def _run_step(chains: Chains, session: MigrationSession, name: str, target: str)
             command.stamp(chains.config(name, connection), "head")
             return Outcome(name, Status.ADOPTED, None, chains.head(name))
         try:
-            if not (step.action is Action.INSTALL and install_from_squash(chains, connection, name, target)):
+            if step.action is Action.INSTALL and from_models and target == "head":
+                install_from_models(chains, connection, name)
+            elif not (step.action is Action.INSTALL and install_from_squash(chains, connection, name, target)):
                 command.upgrade(chains.config(name, connection), target)
         except CommandError as error:
             raise PluginMigrationError(str(error)) from None
@@ -136,7 +148,7 @@ def _run_step(chains: Chains, session: MigrationSession, name: str, target: str)
     return Outcome(name, Status.INSTALLED if step.current is None else Status.UPGRADED, step.current, after)
 
 
-def preview(chains: Chains, names: Sequence[str], targets: Mapping[str, str]) -> str:
+def preview(chains: Chains, names: Sequence[str], targets: Mapping[str, str], from_models: bool = False) -> str:
     """The SQL that ``apply`` would run, plugin by plugin from each one's current revision; changes nothing."""
     database = chains.database
     state = None
@@ -145,16 +157,19 @@ def preview(chains: Chains, names: Sequence[str], targets: Mapping[str, str]) ->
             state = read_state(connection, chains.registry, names)
     steps = make_plan(chains, state or _empty_state(), names, targets)
     chains.save_cache()
-    return "\n".join(script for step in steps if (script := _step_sql(chains, step)))
+    if any(step.action is not Action.CURRENT for step in steps):
+        refuse_core_conflicts(chains.registry)
+    return "\n".join(script for step in steps if (script := _step_sql(chains, step, from_models)))
 
 
 def _empty_state() -> DatabaseState:
     return DatabaseState(frozenset(), {})
 
 
-def _step_sql(chains: Chains, step: Step) -> str:
+def _step_sql(chains: Chains, step: Step, from_models: bool) -> str:
     from alembic import command
 
+    from .from_models import install_from_models_sql
     from .squash import install_from_squash_sql
 
     name = step.plugin
@@ -163,6 +178,8 @@ def _step_sql(chains: Chains, step: Step) -> str:
     if step.action in (Action.REFUSE, Action.SKIP):
         verdict = "refused" if step.action is Action.REFUSE else "skipped"
         return f"-- plugin {name}: {verdict}, nothing would be changed: {step.reason}\n"
+    if step.action is Action.INSTALL and from_models and step.target == "head":
+        return install_from_models_sql(chains, name)
     squashed = install_from_squash_sql(chains, name, step.target) if step.action is Action.INSTALL else None
     if squashed is not None:
         return squashed
