@@ -49,6 +49,28 @@ class LedgerNote(db.Model):
 '''
 
 
+# A revision written against PostgreSQL for a new column of a table in the schema (its upgrade as autogenerate
+# writes it; its downgrade by hand: a batch copy of a table whose foreign key leaves the schema fails on SQLite).
+PG_WRITTEN_REVISION = f'''"""memo"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002_ledger"
+down_revision = "0001_baseline_ledger"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table("ledger_entries", schema="{SCHEMA}") as batch_op:
+        batch_op.add_column(sa.Column("memo", sa.String(length=80), nullable=True))
+
+
+def downgrade():
+    op.drop_column("ledger_entries", "memo", schema="{SCHEMA}")
+'''
+
+
 @pytest.fixture(scope="module")
 def schema_host_template(demo_host_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("schema-host") / "host"
@@ -253,6 +275,15 @@ def test_on_sqlite_the_schema_is_the_main_database(host: Host) -> None:
     assert [p.name for p in (host.root / "plugins/ledger_notes/migrations/versions").glob("*.py")] == [
         "0001_baseline.py"
     ]
+    # A revision written against PostgreSQL names the schema; on SQLite it runs, and --sql prints, without it.
+    (host.root / "plugins/ledger/migrations/versions/0002_ledger.py").write_text(PG_WRITTEN_REVISION)
+    preview = host.plugin_cli("upgrade-all", "--sql")
+    assert preview.returncode == 0, preview.stderr
+    assert "ALTER TABLE ledger_entries ADD COLUMN memo VARCHAR(80)" in preview.stdout, preview.stdout
+    assert f"{SCHEMA}." not in preview.stdout, preview.stdout
+    upgraded = host.plugin_cli("upgrade-all")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert host.database.execute("SELECT memo FROM ledger_entries") == []
     rows = host.python(
         "from shopapp.plugins import PluginManager\n"
         "print(sorted(PluginManager().upgrade_all_plugins()))\n"
