@@ -49,7 +49,9 @@ def parent_of(index: int) -> int | None:
 
 def git(dest: Path, *args: str) -> str:
     return subprocess.run(
-        ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.invalid", *args],
+        # gc.auto=0: a background `git gc --auto` after a commit repacks objects while the next
+        # size's host is copied from this one, and the copy fails on a vanished file.
+        ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.invalid", "-c", "gc.auto=0", *args],
         cwd=dest,
         check=True,
         capture_output=True,
