@@ -248,6 +248,7 @@ def _run_plugin_migrations(plugin_name: str) -> None:
             dialect_opts={"paramstyle": "named"},
             **configure_options(registry, plugin_name, backend_name(url)),
         )
+        map_away_in_operations(context.get_context(), registry.schemas)
         schema = effective_schema(registry.entry(plugin_name).schema, backend_name(url))
         with context.begin_transaction():
             if schema and context.get_starting_revision_argument() in (None, "base"):

@@ -20,7 +20,8 @@ from typing import Any
 
 from sqlalchemy import BLANK_SCHEMA, MetaData, Table, inspect
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql.ddl import CreateSchema, DropSchema
+from sqlalchemy.sql.ddl import CreateSchema, DDLElement, DropSchema
+from sqlalchemy.sql.elements import ClauseElement
 
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
@@ -142,6 +143,9 @@ def map_away_in_operations(migration_context: Any, schemas: Iterable[str]) -> No
     RENAME statements itself; a revision written against PostgreSQL says
     ``schema="plugin_x"``, and must run on SQLite too. Alembic has no option
     for it, so each statement's ``schema`` is cleared on its way to the database.
+    Offline (``--sql``) no connection applies the translate map, so each
+    statement is compiled with it here, as Alembic's own ``_exec`` would
+    compile it otherwise.
     """
     mapping = translate_map(schemas, migration_context.dialect.name)
     if not mapping:
@@ -152,6 +156,14 @@ def map_away_in_operations(migration_context: Any, schemas: Iterable[str]) -> No
     def _exec(construct: Any, *args: Any, **kwargs: Any) -> Any:
         if getattr(construct, "schema", None) in mapping:
             construct.schema = None
-        return execute(construct, *args, **kwargs)
+        if not (impl.as_sql and isinstance(construct, ClauseElement)):
+            return execute(construct, *args, **kwargs)
+        literal = impl.literal_binds and not isinstance(construct, DDLElement)
+        compiled = construct.compile(
+            dialect=impl.dialect, schema_translate_map=mapping, render_schema_translate=True,
+            compile_kwargs={"literal_binds": True} if literal else {},
+        )
+        impl.static_output(str(compiled).replace("\t", "    ").strip() + impl.command_terminator)
+        return None
 
     impl._exec = _exec
