@@ -57,6 +57,17 @@ def test_a_fresh_database_from_the_models_is_the_one_the_revisions_build(
     check = host.plugin_cli("check", "--database-url", by_models.url)
     assert check.returncode == 0, check.stdout + check.stderr
 
+    # New tenants of a fleet, in worker processes.
+    tenants = [new_database(), new_database()]
+    fleet = host.plugin_cli("upgrade-all", "--install-from-models", "--jobs", "2", "--json",
+                            *(arg for tenant in tenants for arg in ("--database-url", tenant.url)))
+    assert fleet.returncode == 0, fleet.stdout + fleet.stderr
+    assert [{result["status"] for result in run.values()} for run in json.loads(fleet.stdout).values()] == [
+        {"installed"}, {"installed"}]
+    for tenant in tenants:
+        assert reflected_schema(tenant.url) == reflected_schema(by_revisions.url)
+        assert versions(tenant) == versions(by_revisions)
+
     # A plugin already installed runs its revision, whatever the flag says; its rows stay.
     upgraded = host.plugin_cli("upgrade-all", "--install-from-models", "--json")
     assert upgraded.returncode == 0, upgraded.stderr
