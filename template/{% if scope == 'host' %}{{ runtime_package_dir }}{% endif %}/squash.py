@@ -42,17 +42,15 @@ from alembic import command
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, make_url, select, table
 from sqlalchemy.engine import Connection
-from sqlalchemy.schema import CreateIndex, CreateTable
 
-from .autogen import enum_types
-from .baseline import FrozenTable, load_frozen_baseline, render_frozen_baseline
+from .baseline import FrozenTable, create_tables, create_tables_sql, load_frozen_baseline, render_frozen_baseline
 from .chains import Chains
 from .compare import column_changes
 from .database import Database
 from .errors import PluginMigrationError
 from .metadata import load_metadata
 from .registry import PluginEntry, Registry
-from .schemas import create_schema, effective_schema
+from .schemas import effective_schema
 from .versions import current_revision
 
 SQUASH_SCHEMA = "squash_schema.py"
@@ -92,16 +90,8 @@ def install_from_squash(chains: Chains, connection: Connection, name: str, targe
         return False
     if target != "head" and at not in chains.span(name, target, None):
         return False
-    migration_context = MigrationContext.configure(connection)
-    tables = squashed_tables(entry, migration_context)
-    if schema := effective_schema(entry.schema, connection.dialect.name):
-        connection.execute(create_schema(schema))  # in the plugin's transaction, as an install from its base does
-    for enum in enum_types(frozen.table for frozen in tables):
-        enum.create(connection, checkfirst=True)
-    for frozen in tables:
-        connection.execute(CreateTable(frozen.table))
-        for index in frozen.indexes:
-            connection.execute(CreateIndex(index))
+    tables = squashed_tables(entry, MigrationContext.configure(connection))
+    create_tables(connection, tables, effective_schema(entry.schema, connection.dialect.name))
     if target == at or (target == "head" and at == chains.head(name)):
         command.stamp(chains.stamping_config(name, connection), at)  # no revision file imported: see stamping_config
         return True
@@ -121,12 +111,7 @@ def install_from_squash_sql(chains: Chains, name: str, target: str) -> str | Non
         return None
     dialect = make_url(chains.database.url).get_dialect()()
     tables = squashed_tables(entry, MigrationContext.configure(dialect=dialect))
-    statements: list[str] = []
-    if schema := effective_schema(entry.schema, dialect.name):
-        statements.append(f"{str(create_schema(schema).compile(dialect=dialect)).strip()};\n")
-    for frozen in tables:
-        statements.append(f"{str(CreateTable(frozen.table).compile(dialect=dialect)).strip()};\n")
-        statements.extend(f"{str(CreateIndex(index).compile(dialect=dialect)).strip()};\n" for index in frozen.indexes)
+    created = create_tables_sql(dialect, tables, effective_schema(entry.schema, dialect.name))
     buffer = io.StringIO()
     config = chains.config(name, sql_buffer=buffer)
     command.stamp(config, at, sql=True)
@@ -134,7 +119,7 @@ def install_from_squash_sql(chains: Chains, name: str, target: str) -> str | Non
         command.upgrade(config, f"{at}:{target}", sql=True)
     return (
         f"-- plugin {name}: base -> {target}, from its squash at {at} ({squash_schema(entry).name})\n"
-        + "".join(statements) + buffer.getvalue()
+        + created + buffer.getvalue()
     )
 
 

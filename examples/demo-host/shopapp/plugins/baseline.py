@@ -44,13 +44,14 @@ from alembic.operations import ops
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import BLANK_SCHEMA, Boolean, CheckConstraint, Column, Index, MetaData, Table, false, inspect, text, true
 from sqlalchemy.engine import Connection
-from sqlalchemy.schema import DefaultClause, sort_tables
+from sqlalchemy.engine import Dialect
+from sqlalchemy.schema import CreateIndex, CreateTable, DefaultClause, ExecutableDDLElement, sort_tables
 from sqlalchemy.sql.naming import conv
 
-from .autogen import render_code
+from .autogen import enum_types, render_code
 from .errors import PluginMigrationError
 from .registry import PluginEntry
-from .schemas import effective_schema, has_schemas, without_schemas
+from .schemas import create_schema, effective_schema, has_schemas, without_schemas
 
 #: (table, column, "type" or "server_default") that the models change against the database at the baseline.
 Changes = set[tuple[str, str, str]]
@@ -256,3 +257,29 @@ def render_frozen_baseline(
         + "\n".join(entries)
         + "\n}\n"
     )
+
+
+def create_tables(connection: Connection, tables: list[FrozenTable], schema: str | None) -> None:
+    """Create ``schema`` (if given), the tables' enum types, then each table and its indexes, in the caller's transaction.
+
+    How a squash and an install from the models build a plugin at once, as
+    its base revision would: in the plugin's transaction, so a failure leaves
+    nothing, not even the schema.
+    """
+    if schema:
+        connection.execute(create_schema(schema))
+    for enum in enum_types(frozen.table for frozen in tables):
+        enum.create(connection, checkfirst=True)
+    for frozen in tables:
+        connection.execute(CreateTable(frozen.table))
+        for index in frozen.indexes:
+            connection.execute(CreateIndex(index))
+
+
+def create_tables_sql(dialect: Dialect, tables: list[FrozenTable], schema: str | None) -> str:
+    """What ``create_tables`` runs, as SQL statements for ``--sql``."""
+    statements: list[ExecutableDDLElement] = [create_schema(schema)] if schema else []
+    for frozen in tables:
+        statements.append(CreateTable(frozen.table))
+        statements.extend(CreateIndex(index) for index in frozen.indexes)
+    return "".join(f"{str(statement.compile(dialect=dialect)).strip()};\n" for statement in statements)

@@ -22,39 +22,26 @@ import io
 from alembic import command
 from sqlalchemy import make_url
 from sqlalchemy.engine import Connection
-from sqlalchemy.schema import CreateIndex, CreateTable
 
 from .alembic_template import model_tables
-from .autogen import enum_types
+from .baseline import create_tables, create_tables_sql
 from .chains import Chains
-from .schemas import create_schema, effective_schema
+from .schemas import effective_schema
 
 
 def install_from_models(chains: Chains, connection: Connection, name: str) -> None:
     """Create ``name``'s schema (if it has one), enum types, tables and indexes from its models; stamp its head."""
-    entry = chains.registry.entry(name)
-    tables = model_tables(chains.registry, name, connection.dialect.name)
-    if schema := effective_schema(entry.schema, connection.dialect.name):
-        connection.execute(create_schema(schema))  # in the plugin's transaction, as an install from its base does
-    for enum in enum_types(frozen.table for frozen in tables):
-        enum.create(connection, checkfirst=True)
-    for frozen in tables:
-        connection.execute(CreateTable(frozen.table))
-        for index in frozen.indexes:
-            connection.execute(CreateIndex(index))
+    dialect_name = connection.dialect.name
+    schema = effective_schema(chains.registry.entry(name).schema, dialect_name)
+    create_tables(connection, model_tables(chains.registry, name, dialect_name), schema)
     command.stamp(chains.stamping_config(name, connection), "head")
 
 
 def install_from_models_sql(chains: Chains, name: str) -> str:
     """What ``install_from_models`` would run, as SQL for ``--sql``."""
-    entry = chains.registry.entry(name)
     dialect = make_url(chains.database.url).get_dialect()()
-    statements: list[str] = []
-    if schema := effective_schema(entry.schema, dialect.name):
-        statements.append(f"{str(create_schema(schema).compile(dialect=dialect)).strip()};\n")
-    for frozen in model_tables(chains.registry, name, dialect.name):
-        statements.append(f"{str(CreateTable(frozen.table).compile(dialect=dialect)).strip()};\n")
-        statements.extend(f"{str(CreateIndex(index).compile(dialect=dialect)).strip()};\n" for index in frozen.indexes)
+    schema = effective_schema(chains.registry.entry(name).schema, dialect.name)
+    created = create_tables_sql(dialect, model_tables(chains.registry, name, dialect.name), schema)
     buffer = io.StringIO()
     command.stamp(chains.config(name, sql_buffer=buffer), "head", sql=True)
-    return f"-- plugin {name}: base -> {chains.head(name)}, from its models\n" + "".join(statements) + buffer.getvalue()
+    return f"-- plugin {name}: base -> {chains.head(name)}, from its models\n" + created + buffer.getvalue()
