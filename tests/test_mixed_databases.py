@@ -159,3 +159,16 @@ def test_the_same_host_over_several_databases(host, new_database) -> None:
             assert "audit_events" not in sa.inspect(engine).get_table_names()
         finally:
             engine.dispose()
+
+
+def test_a_new_database_from_the_models_puts_each_table_where_the_revisions_do(host, new_database) -> None:
+    app, audit = host
+    ok(python_door(app, audit, "upgrade-all"))
+    by_revisions = placed(app, audit)
+    app.database, audit = new_database(), new_database()
+    app.create_all(tables=["sites"])
+    outcomes = json.loads(ok(python_door(app, audit, "upgrade-all", "--install-from-models", "--json")))
+    assert {name: result["status"] for name, result in outcomes.items()} == dict.fromkeys(PLUGINS, "installed")
+    assert placed(app, audit) == by_revisions
+    assert audit.version_of("audit") == ["0001_baseline_audit"]
+    ok(python_door(app, audit, "check", "--database-url", app.database.url))

@@ -130,8 +130,8 @@ def _run_step(chains: Chains, session: MigrationSession, name: str, target: str,
             command.stamp(chains.config(name, connection), "head")
             return Outcome(name, Status.ADOPTED, None, chains.head(name))
         try:
-            if step.action is Action.INSTALL and from_models and target == "head":
-                install_from_models(chains, connection, name)
+            if step.action is Action.INSTALL and from_models and target == "head" and chains.head(name) is not None:
+                install_from_models(chains, connection, name)  # (a chain without revisions installs nothing)
             elif not (step.action is Action.INSTALL and install_from_squash(chains, connection, name, target)):
                 command.upgrade(chains.config(name, connection), target)
         except CommandError as error:
