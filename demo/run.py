@@ -47,8 +47,11 @@ def git_commit(dest: Path, message: str) -> None:
 
 def build_host(dest: Path, template: Path = TEMPLATE, quiet: bool = False) -> None:
     """Make the demo application in dest and scaffold the host and the six plugins into it."""
-    shutil.copytree(HERE / "shopapp", dest / "shopapp")
+    shutil.copytree(HERE / "shopapp", dest / "shopapp", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(HERE / "pyproject.toml", dest / "pyproject.toml")
+    # As every Python repository's: running the app writes bytecode, which must not dirty the tree
+    # (update-scaffolding, like `copier update`, refuses a dirty one).
+    (dest / ".gitignore").write_text("__pycache__/\n")
     run(["git", "init", "-q"], dest, quiet=True)
     git_commit(dest, "The shop app, before plugin migrations")
     run(copier("copy", "--defaults", "--quiet", "-d", "scope=host", "-d", "host_package=shopapp",

@@ -180,6 +180,9 @@ def make_sqlalchemy_app(root: Path, package: str) -> None:
         "class Account(Base):\n    __tablename__ = 'accounts'\n\n"
         "    id: Mapped[int] = mapped_column(primary_key=True)\n"
     )
+    # As every Python repository's: running the app writes bytecode, which must not dirty the tree
+    # (update-scaffolding, like `copier update`, refuses a dirty one).
+    (root / ".gitignore").write_text("__pycache__/\n")
     git(root, "init", "-q")
     commit_all(root, "app")
 

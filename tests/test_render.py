@@ -70,7 +70,10 @@ SCAFFOLD_FILES = {"alembic.ini", "env.py", "plugin.json", "script.py.mako", "ver
 
 
 def generated_files(root: Path) -> list[Path]:
-    return [p for p in sorted(root.rglob("*")) if p.is_file() and ".git" not in p.relative_to(root).parts]
+    return [
+        p for p in sorted(root.rglob("*"))
+        if p.is_file() and not {".git", "__pycache__"} & set(p.relative_to(root).parts)
+    ]
 
 
 def assert_no_jinja_left(root: Path) -> None:
