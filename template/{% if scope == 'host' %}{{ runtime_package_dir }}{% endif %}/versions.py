@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from .chains import Chains
+from .errors import LOCK_NOT_AVAILABLE, sqlstate
 from .outcomes import PluginStatus
 from .registry import PluginEntry, Registry
 from .schemas import effective_schema, table_names
@@ -56,7 +57,9 @@ def _rows_if_all_installed(connection: Connection, registry: Registry, names: li
     try:
         with connection.begin_nested():
             rows = _rows(connection, registry, names)
-    except DBAPIError:
+    except DBAPIError as error:
+        if sqlstate(error) == LOCK_NOT_AVAILABLE:
+            raise  # the full read would wait as long again
         return None
     return rows if len(rows) == len(names) else None
 

@@ -102,7 +102,7 @@ class Chains:
         self._scripts: dict[str, ScriptDirectory] = {}
         self._foreign: dict[str, Foreign] = {}
         self._graphs: dict[str, Graph] = {}
-        self._keys: dict[str, tuple[str, list[str], str | None]] = {}  # the cache key each loaded chain was loaded under
+        self._keys: dict[str, tuple[str, list[str], str | None]] = {}  # the cache key and stamp each loaded chain was loaded under
 
     def on(self, database: Database) -> Chains:
         """These chains against another database (a bind's), sharing every chain loaded so far."""
@@ -157,10 +157,9 @@ class Chains:
             first_stat, digest = ini_stat(alembic_ini), ini_digest(alembic_ini)  # before the files are read: see graphcache
             script = ScriptDirectory.from_config(self._bare_config(name))
             locations = [str(location) for location in script._version_locations]
-            stamp = chain_stamp(first_stat, locations)
             key = chain_key(digest, locations) if digest is not None and not script.sourceless else None
             if key is not None:
-                self._keys[name] = (key, locations, stamp)
+                self._keys[name] = (key, locations, chain_stamp(first_stat, locations))
             self._foreign[name] = own_chain(script)
             self._scripts[name] = script
         return self._scripts[name]
