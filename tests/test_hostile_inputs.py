@@ -244,6 +244,12 @@ def break_declaration(root: Path, plugin: str, change) -> None:
     path.write_text(json.dumps(declaration))
 
 
+def replace_declaration(root: Path, plugin: str, make) -> None:
+    path = root / "plugins" / plugin / "migrations" / "plugin.json"
+    path.unlink()
+    make(path)
+
+
 def forget_plugin(root: Path, plugin: str) -> None:
     """A plugin folder with migrations that nothing declares: no plugin.json, no index entry."""
     (root / "plugins" / plugin / "migrations" / "plugin.json").unlink()
@@ -265,6 +271,10 @@ BROKEN_REGISTRIES = [
                  'registry.json: entry "network": "x; DROP TABLE y" is not a valid table name', id="hostile-table-name"),
     pytest.param(lambda root: break_registry(root, lambda p: p["network"].update(tables="subnets")),
                  'registry.json: entry "network": "tables" must be a list of table names (empty for none yet)', id="index-tables-not-a-list"),
+    pytest.param(lambda root: replace_declaration(root, "printers", lambda path: path.mkdir()),
+                 "printers/migrations/plugin.json: cannot be read (Is a directory)", id="declaration-a-folder"),
+    pytest.param(lambda root: replace_declaration(root, "printers", lambda path: path.write_text(" " * (4 << 20) + "{}")),
+                 "printers/migrations/plugin.json: larger than 4 MiB", id="declaration-too-large"),
 ]
 COMMANDS = [["list"], ["status"], ["migrate", "network"], ["upgrade-all"], ["downgrade", "network", "base", "--yes"],
             ["history", "network"], ["stamp", "network", "head"]]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,9 +82,11 @@ def read_index(path: Path) -> dict[str, Declared]:
 def read_declarations(plugins_root: Path) -> dict[str, Declared]:
     """What every plugin folder under ``plugins_root`` with a migrations/plugin.json declares, by plugin name."""
     entries: dict[str, Declared] = {}
-    for path in sorted(plugins_root.glob(f"*/migrations/{DECLARATION}")):
-        folder = path.parent.parent
-        data = _read_json(path)
+    for folder in _subfolders(plugins_root):
+        path = folder / "migrations" / DECLARATION
+        data = _read_json(path, missing=_NOT_A_PLUGIN)
+        if data is _NOT_A_PLUGIN:
+            continue
         if not isinstance(data, dict):
             raise RegistryError(f'{path}: expected an object with "name", "tables" and "depends_on"')
         if data.get("name") != folder.name:
@@ -134,16 +137,40 @@ def read_installed() -> dict[str, Declared]:
     return entries
 
 
+def _subfolders(root: Path) -> list[Path]:
+    """The folders in ``root``, sorted; none when it is missing.
+
+    os.scandir, not ``glob("*/migrations/plugin.json")``: the glob's path
+    objects and its stat of every step were a third of reading 200 plugins.
+    """
+    try:
+        with os.scandir(root) as found:
+            return sorted(root / entry.name for entry in found if entry.is_dir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+#: What ``_read_json`` returns for a folder without a declaration (a folder that holds no plugin).
+_NOT_A_PLUGIN = object()
+
+
 def _read_json(path: Path, missing: object = None) -> object:
     """A JSON file's value, ``missing`` when there is no file; RegistryError, naming it, when unreadable."""
     try:
-        if path.stat().st_size > _MAX_JSON_BYTES:
-            raise RegistryError(f"{path}: larger than {_MAX_JSON_BYTES >> 20} MiB, so not a registry; restore it from git")
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+        with path.open("rb") as file:  # one open for the size and the bytes: hundreds of plugins are read per run
+            if os.fstat(file.fileno()).st_size > _MAX_JSON_BYTES:
+                raise RegistryError(
+                    f"{path}: larger than {_MAX_JSON_BYTES >> 20} MiB, so not a registry; restore it from git"
+                )
+            raw = file.read()
+    except (FileNotFoundError, NotADirectoryError):
         if missing is None:
             raise RegistryError(f"{path}: missing") from None
         return missing
+    except OSError as error:
+        raise RegistryError(f"{path}: cannot be read ({error.strerror or error}); restore it from git") from None
+    try:
+        return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise RegistryError(f"{path}: not valid JSON ({error}); fix the file or restore it from git") from None
     except RecursionError:

@@ -19,6 +19,7 @@ A little over 300 lines on purpose: the value and the rules that judge it
 from __future__ import annotations
 
 import graphlib
+import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -230,12 +231,15 @@ class Registry:
         needed = self.closure(name)
         return [other for other in self.order if other in needed]
 
-    def plugin_folders(self) -> list[Path]:
-        """Folders under PLUGINS_DIR that hold a plugin package, registered or not."""
+    def plugin_folders(self, unregistered_only: bool = False) -> list[Path]:
+        """Folders under PLUGINS_DIR that hold a plugin package, registered or not (or only those not registered)."""
         plugins_root = self.root / self.plugins_dir
-        if not plugins_root.is_dir():
+        try:
+            with os.scandir(plugins_root) as found:
+                names = [entry.name for entry in found if not (unregistered_only and entry.name in self.entries)]
+        except (FileNotFoundError, NotADirectoryError):
             return []
-        return sorted(path for path in plugins_root.iterdir() if (path / "__init__.py").is_file())
+        return sorted(plugins_root / name for name in names if (plugins_root / name / "__init__.py").is_file())
 
     # -- soundness ---------------------------------------------------------
 
@@ -293,8 +297,8 @@ class Registry:
                 f"`copier update --defaults -a .copier-answers.plugin-{folder.name}.yml` (writes its plugin.json), "
                 f"`python -m {_RUNTIME} sync-registry` (from its answers file), or remove the folder",
             )
-            for folder in self.plugin_folders()
-            if (folder / "migrations" / "alembic.ini").is_file() and folder.name not in self.entries
+            for folder in self.plugin_folders(unregistered_only=True)
+            if (folder / "migrations" / "alembic.ini").is_file()
         )
         return problems + self._dependency_problems()
 
