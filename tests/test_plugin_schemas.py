@@ -49,8 +49,8 @@ class LedgerNote(db.Model):
 '''
 
 
-# A revision written against PostgreSQL for a new column of a table in the schema (its upgrade as autogenerate
-# writes it; its downgrade by hand: a batch copy of a table whose foreign key leaves the schema fails on SQLite).
+# A revision written against PostgreSQL for a new column of a table in the schema, as autogenerate writes it
+# (render_as_batch): its downgrade copies the table on SQLite, whose foreign key leaves the schema.
 PG_WRITTEN_REVISION = f'''"""memo"""
 import sqlalchemy as sa
 from alembic import op
@@ -67,7 +67,8 @@ def upgrade():
 
 
 def downgrade():
-    op.drop_column("ledger_entries", "memo", schema="{SCHEMA}")
+    with op.batch_alter_table("ledger_entries", schema="{SCHEMA}") as batch_op:
+        batch_op.drop_column("memo")
 '''
 
 
@@ -289,6 +290,13 @@ def test_on_sqlite_the_schema_is_the_main_database(host: Host) -> None:
         "print(sorted(PluginManager().upgrade_all_plugins()))\n"
     )
     assert rows.returncode == 0, rows.stderr
+    # The downgrade copies the table (SQLite cannot drop a column with a foreign key): rows and key survive it.
+    host.database.execute("INSERT INTO sites (id, name) VALUES (7, 'hq')")
+    host.database.execute("INSERT INTO ledger_entries (id, site_id, amount, memo) VALUES (1, 7, 30, 'rent')")
+    copied = host.plugin_cli("downgrade", "ledger", "0001_baseline_ledger", "--yes")
+    assert copied.returncode == 0, copied.stderr
+    assert host.database.execute("SELECT * FROM ledger_entries") == [(1, 7, 30)]
+    assert foreign_keys(url, "ledger_entries") == [(None, "sites")]
     assert host.plugin_cli("downgrade", "ledger_notes", "base", "--yes").returncode == 0
     dropped = host.plugin_cli("downgrade", "ledger", "base", "--yes")
     assert dropped.returncode == 0, dropped.stderr

@@ -18,10 +18,11 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import BLANK_SCHEMA, MetaData, Table, inspect
+from sqlalchemy import BLANK_SCHEMA, Column, MetaData, Table, inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.ddl import CreateSchema, DDLElement, DropSchema
 from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.sql.sqltypes import NullType
 
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
@@ -145,7 +146,8 @@ def map_away_in_operations(migration_context: Any, schemas: Iterable[str]) -> No
     for it, so each statement's ``schema`` is cleared on its way to the database.
     Offline (``--sql``) no connection applies the translate map, so each
     statement is compiled with it here, as Alembic's own ``_exec`` would
-    compile it otherwise.
+    compile it otherwise. A batch copy of a table in the schema gets the
+    tables its foreign keys point at (``refer_within``).
     """
     mapping = translate_map(schemas, migration_context.dialect.name)
     if not mapping:
@@ -166,4 +168,36 @@ def map_away_in_operations(migration_context: Any, schemas: Iterable[str]) -> No
         impl.static_output(str(compiled).replace("\t", "    ").strip() + impl.command_terminator)
         return None
 
+    prep_table_for_batch = impl.prep_table_for_batch
+
+    def _prep_table_for_batch(batch: Any, table: Table) -> Any:
+        if batch.new_table is not None and batch.new_table.schema in mapping:
+            refer_within(batch.new_table)
+        return prep_table_for_batch(batch, table)
+
     impl._exec = _exec
+    impl.prep_table_for_batch = _prep_table_for_batch
+
+
+def refer_within(copy: Table) -> None:
+    """Give each foreign key of ``copy`` (Alembic's batch copy of a table) the table it names, as a stand-in.
+
+    Alembic copies a table of schema S with every foreign key moved into S
+    (``sites.id`` becomes ``S.sites.id``) but adds stand-ins only under the
+    names the keys had, so a key that leaves the schema (into the core's
+    ``sites``) names a table its metadata lacks, and SQLAlchemy refuses the
+    CREATE TABLE. With S mapped away both names are the main database's
+    ``sites``, so a stand-in for ``S.sites`` is what the copy needs; the
+    translate map then renders ``REFERENCES sites (id)``.
+    """
+    metadata = copy.metadata
+    for foreign_key in copy.foreign_keys:
+        parts = foreign_key.target_fullname.split(".")
+        if len(parts) != 3:
+            continue
+        schema, name, column = parts
+        stand_in = metadata.tables.get(f"{schema}.{name}")
+        if stand_in is None:
+            stand_in = Table(name, metadata, schema=schema)
+        if column not in stand_in.c:
+            stand_in.append_column(Column(column, NullType()))
