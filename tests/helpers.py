@@ -252,6 +252,22 @@ class Database:
             return []
         return [row[0] for row in self.execute(f"SELECT version_num FROM alembic_version_{plugin}")]
 
+    def run_script(self, script: str) -> None:
+        """Run a whole ``--sql`` script as its client would (psql, sqlite3): every statement, in order."""
+        engine = self._engine()
+        try:
+            connection = engine.raw_connection()
+            try:
+                if self.backend == "sqlite":
+                    connection.driver_connection.executescript(script)
+                else:  # psycopg sends a script without parameters as one simple query, as psql does
+                    connection.driver_connection.autocommit = True
+                    connection.driver_connection.execute(script)
+            finally:
+                connection.close()
+        finally:
+            engine.dispose()
+
     def execute(self, sql: str) -> list[tuple]:
         engine = self._engine()
         try:

@@ -19,9 +19,13 @@ PLUGINS = ["equipment", "network", "notifications", "computers", "printers", "us
 
 
 def grow_usb_chain(host: Host) -> str:
-    """Add a column and an index to usb's model, and autogenerate the revision against the host's database."""
+    """Add a column with an index and one of an enum type to usb's model, and autogenerate the revision."""
     models = host.root / "plugins/usb/models.py"
-    models.write_text(models.read_text() + "    label: Mapped[str | None] = mapped_column(sa.String(40), index=True)\n")
+    models.write_text(
+        models.read_text()
+        + "    label: Mapped[str | None] = mapped_column(sa.String(40), index=True)\n"
+        + "    kind: Mapped[str | None] = mapped_column(sa.Enum('mouse', 'keyboard', name='usb_kind'))\n"
+    )
     written = host.plugin_cli("revision", "usb", "-m", "label", "--autogenerate")
     assert written.returncode == 0, written.stderr
     status = host.plugin_cli("status", "--json")
@@ -89,7 +93,15 @@ def test_the_sql_and_the_flask_door(demo_host: Host, new_database: Callable[[], 
     assert "CREATE TABLE usb_devices" in sql.stdout and "label VARCHAR(40)" in sql.stdout
     assert "CREATE INDEX ix_usb_devices_label" in sql.stdout
     assert f"INSERT INTO alembic_version_usb (version_num) VALUES ('{head}')" in sql.stdout
+    if preview_target.backend == "postgresql":  # the enum's type first, as the online install makes it
+        assert sql.stdout.index("CREATE TYPE usb_kind AS ENUM ('mouse', 'keyboard')") < sql.stdout.index("CREATE TABLE usb_devices")
     assert preview_target.tables() == set(), "--sql changed the database"
+    # The script is the whole install: run by a database client, it builds what the command builds.
+    preview_target.run_script(sql.stdout)
+    by_command = new_database()
+    assert host.plugin_cli("upgrade-all", "--install-from-models", database_url=by_command.url).returncode == 0
+    assert reflected_schema(preview_target.url) == reflected_schema(by_command.url)
+    assert versions(preview_target) == versions(by_command)
 
     by_flask = new_database()
     result = host.flask_cli("upgrade-all", "--install-from-models", env={"DATABASE_URL": by_flask.url})

@@ -43,8 +43,7 @@ from typing import Any
 from alembic.operations import ops
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import BLANK_SCHEMA, Boolean, CheckConstraint, Column, Index, MetaData, Table, false, inspect, text, true
-from sqlalchemy.engine import Connection
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import URL, Connection, Dialect, create_mock_engine
 from sqlalchemy.schema import CreateIndex, CreateTable, DefaultClause, ExecutableDDLElement, sort_tables
 from sqlalchemy.sql.naming import conv
 
@@ -277,8 +276,16 @@ def create_tables(connection: Connection, tables: list[FrozenTable], schema: str
 
 
 def create_tables_sql(dialect: Dialect, tables: list[FrozenTable], schema: str | None) -> str:
-    """What ``create_tables`` runs, as SQL statements for ``--sql``."""
+    """What ``create_tables`` runs, as SQL statements for ``--sql``.
+
+    The enum types come from the types themselves, run against SQLAlchemy's
+    mock engine (its documented way to show DDL): what ``create`` would
+    send, ``CREATE TYPE`` on PostgreSQL and nothing where a backend has none.
+    """
     statements: list[ExecutableDDLElement] = [create_schema(schema)] if schema else []
+    recorder = create_mock_engine(URL.create(dialect.name), lambda statement, *_, **__: statements.append(statement))
+    for enum in enum_types(frozen.table for frozen in tables):
+        enum.create(recorder, checkfirst=False)
     for frozen in tables:
         statements.append(CreateTable(frozen.table))
         statements.extend(CreateIndex(index) for index in frozen.indexes)
