@@ -22,7 +22,7 @@ from .chains import Chains
 from .errors import LOCK_NOT_AVAILABLE, PluginMigrationError, error_summary, sqlstate
 from .outcomes import Outcome, Status
 from .registry import Registry
-from .schemas import drop_plugin_schema, drop_sql, effective_schema, has_schemas, table_names
+from .schemas import drop_plugin_schema, drop_version_table_sql, effective_schema, has_schemas, table_names
 from .versions import current_revision, read_state
 
 #: SQLSTATE of "cannot drop ... because other objects depend on it".
@@ -118,6 +118,7 @@ def downgrade_sql(chains: Chains, name: str, revision: str) -> str:
         if current is None:
             raise PluginMigrationError(f'plugin "{name}" is not installed in this database: nothing to downgrade')
         _refuse_needed(chains, connection, name, current, revision)
+        dialect = connection.dialect
     buffer = io.StringIO()
     try:
         command.downgrade(chains.config(name, sql_buffer=buffer), f"{current}:{revision}", sql=True)
@@ -127,7 +128,7 @@ def downgrade_sql(chains: Chains, name: str, revision: str) -> str:
     if revision == "base" and (schema := effective_schema(entry.schema, chains.database.backend)):
         # In the same transaction as the downgrade, as the run does it.
         before, commit, after = script.rpartition("COMMIT;")
-        dropped = f"DROP TABLE {schema}.{entry.version_table};\n\n{drop_sql(schema)}\n\n"
+        dropped = drop_version_table_sql(dialect, entry.version_table, schema)
         script = f"{before}{dropped}{commit}{after}" if commit else script + dropped
     return f"-- plugin {name}: {current} -> {revision}\n{script}"
 

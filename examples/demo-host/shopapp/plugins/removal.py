@@ -21,7 +21,7 @@ from .declarations import render_index
 from .downgrade import Confirm, downgrade_in, downgrade_sql
 from .errors import PluginMigrationError
 from .outcomes import Outcome, Status
-from .schemas import drop_plugin_schema, drop_sql, effective_schema
+from .schemas import drop_plugin_schema, drop_version_table_sql, effective_schema
 from .versions import current_revision
 
 #: What the plugin scope of the template writes into a plugin's folder (the rest is the user's).
@@ -86,13 +86,12 @@ def remove_sql(chains: Chains, name: str) -> str:
     entry = chains.registry.entry(name)
     with chains.database.connect() as connection:
         installed = current_revision(connection, entry) is not None
+        dialect = connection.dialect
     script = downgrade_sql(chains, name, "base") if installed else f"-- plugin {name}: not installed\n"
     schema = effective_schema(entry.schema, chains.database.backend)
     if schema and installed:
         return script  # the downgrade to base already drops the version table and the schema
-    if schema:
-        return f"{script}\nDROP TABLE IF EXISTS {schema}.{entry.version_table};\n\n{drop_sql(schema)}\n"
-    return f"{script}\nDROP TABLE {entry.version_table};\n"
+    return f"{script}\n{drop_version_table_sql(dialect, entry.version_table, schema, if_exists=bool(schema))}"
 
 
 def _delete_files(chains: Chains, name: str, delete_code: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -19,8 +19,8 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import BLANK_SCHEMA, Column, MetaData, Table, inspect
-from sqlalchemy.engine import Connection
-from sqlalchemy.sql.ddl import CreateSchema, DDLElement, DropSchema
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.sql.ddl import CreateSchema, DDLElement, DropSchema, DropTable, ExecutableDDLElement
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.sql.sqltypes import NullType
 
@@ -102,9 +102,17 @@ def drop_if_empty(connection: Connection, schema: str) -> bool:
     return True
 
 
-def drop_sql(schema: str) -> str:
-    """What ``--sql`` shows for the schema a downgrade to base or ``remove`` drops."""
-    return f"DROP SCHEMA IF EXISTS {schema};"
+def ddl_sql(dialect: Dialect, *statements: ExecutableDDLElement) -> str:
+    """DDL as ``--sql`` shows it: compiled by the dialect (which quotes), each statement ended and followed by a blank line."""
+    return "".join(f"{str(statement.compile(dialect=dialect)).strip()};\n\n" for statement in statements)
+
+
+def drop_version_table_sql(dialect: Dialect, version_table: str, schema: str | None, if_exists: bool = False) -> str:
+    """What ``--sql`` shows for dropping a plugin's version table, then its schema if it has one."""
+    drops: list[ExecutableDDLElement] = [DropTable(Table(version_table, MetaData(), schema=schema), if_exists=if_exists)]
+    if schema:
+        drops.append(DropSchema(schema, if_exists=True))
+    return ddl_sql(dialect, *drops)
 
 
 # Keyed by the table count too: importing another plugin's models adds tables to the same MetaData.
