@@ -275,6 +275,8 @@ BROKEN_REGISTRIES = [
                  "printers/migrations/plugin.json: cannot be read (Is a directory)", id="declaration-a-folder"),
     pytest.param(lambda root: replace_declaration(root, "printers", lambda path: path.write_text(" " * (4 << 20) + "{}")),
                  "printers/migrations/plugin.json: larger than 4 MiB", id="declaration-too-large"),
+    pytest.param(lambda root: replace_declaration(root, "printers", lambda path: path.symlink_to("/dev/zero")),
+                 "printers/migrations/plugin.json: not a regular file", id="declaration-an-endless-device"),
 ]
 COMMANDS = [["list"], ["status"], ["migrate", "network"], ["upgrade-all"], ["downgrade", "network", "base", "--yes"],
             ["history", "network"], ["stamp", "network", "head"]]

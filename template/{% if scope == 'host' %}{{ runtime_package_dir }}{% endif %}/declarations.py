@@ -21,6 +21,7 @@ import importlib.util
 import json
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeGuard
@@ -158,11 +159,14 @@ def _read_json(path: Path, missing: object = None) -> object:
     """A JSON file's value, ``missing`` when there is no file; RegistryError, naming it, when unreadable."""
     try:
         with path.open("rb") as file:  # one open for the size and the bytes: hundreds of plugins are read per run
-            if os.fstat(file.fileno()).st_size > _MAX_JSON_BYTES:
+            found = os.fstat(file.fileno())
+            if not stat.S_ISREG(found.st_mode):  # a link to /dev/zero would never end
+                raise RegistryError(f"{path}: not a regular file; restore it from git")
+            if found.st_size > _MAX_JSON_BYTES:
                 raise RegistryError(
                     f"{path}: larger than {_MAX_JSON_BYTES >> 20} MiB, so not a registry; restore it from git"
                 )
-            raw = file.read()
+            raw = file.read(found.st_size + 1)  # bounded even if it grows meanwhile
     except (FileNotFoundError, NotADirectoryError):
         if missing is None:
             raise RegistryError(f"{path}: missing") from None
