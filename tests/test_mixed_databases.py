@@ -152,6 +152,13 @@ def test_a_bound_a_schema_and_plain_plugins_migrate_check_and_downgrade_together
     assert f"{len(PLUGINS)} current" in ok(door(app, audit, "upgrade-all"))
     ok(door(app, audit, "check"))
     ok(door(app, audit, "check", "--database-url", app.database.url))
+    # A bound plugin is read in its own database: a column added there by hand is drift, named with that database.
+    audit.execute("ALTER TABLE audit_events ADD COLUMN by_hand INTEGER")
+    drifted = door(app, audit, "check", "--database-url", app.database.url)
+    assert drifted.returncode == 1, drifted.stdout + drifted.stderr
+    [finding] = [line for line in (drifted.stdout + drifted.stderr).splitlines() if "by_hand" in line]
+    assert finding.lstrip("- ").startswith('plugin "audit": the database ') and audit.url.rsplit("/", 1)[1] in finding, finding
+    audit.execute("ALTER TABLE audit_events DROP COLUMN by_hand")
 
     def qualified(table: str, schema: str) -> str:
         return f"{schema}.{table}" if postgresql else table

@@ -182,7 +182,7 @@ class PluginManager:
         """Every drift between models, registry and migrations, and a deployed database's; empty when clean."""
         from . import checks
 
-        return checks.check(self.registry, names, database_url)
+        return checks.check(self.registry, names, database_url, lambda bind: self.databases.chains(bind).database)
 
 
 def init_app(app: Any) -> None:

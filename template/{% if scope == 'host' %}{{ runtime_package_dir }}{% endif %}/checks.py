@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import inspect, make_url
 
 from .chains import Chains
 from .compare import differences
-from .database import Database
+from .database import Database, bind_url
 from .errors import PluginMigrationError
 from .metadata import bind_metadatas, core_conflicts, load_metadata, tables_declared_by_plugins
 from .registry import Problem, Registry
@@ -129,7 +129,12 @@ def chain_problems(chains: Chains, names: Sequence[str]) -> list[str]:
     return problems
 
 
-def check(registry: Registry, names: Sequence[str] | None = None, database_url: str | None = None) -> list[str]:
+def check(
+    registry: Registry,
+    names: Sequence[str] | None = None,
+    database_url: str | None = None,
+    bind_database: Callable[[str], Database] | None = None,
+) -> list[str]:
     """Every drift between models, registry and migrations (like ``alembic check``); empty when clean.
 
     Replays every chain in the context it runs in (the core tables, then the
@@ -138,7 +143,8 @@ def check(registry: Registry, names: Sequence[str] | None = None, database_url: 
     in the database at ``database_url`` when that one holds no table at all;
     it is rolled back there, so the database stays empty. A database with
     tables is a deployed one: it is only read (``deployed_problems``), and
-    the replay runs in SQLite.
+    the replay runs in SQLite. A bound plugin is read in its bind's database
+    (``bind_database``; by default ``DATABASE_URL_<BIND>``) when one is known.
     """
     unsound = registry_problems(registry)
     problems = unsound + model_problems(registry) + dependency_problems(registry)
@@ -154,8 +160,23 @@ def check(registry: Registry, names: Sequence[str] | None = None, database_url: 
     with tempfile.TemporaryDirectory(prefix="plugin-check-") as folder:
         problems += replay_problems(registry, names, f"sqlite:///{folder}/check.db", problems)
     if deployed is not None:
-        problems += deployed_problems(registry, names, deployed)
+        for database, held in _deployed_databases(registry, names, deployed, bind_database):
+            problems += deployed_problems(registry, held, database)
     return problems
+
+
+def _deployed_databases(
+    registry: Registry, names: Sequence[str], deployed: Database, bind_database: Callable[[str], Database] | None
+) -> list[tuple[Database, list[str]]]:
+    """``names`` by the deployed database holding them: ``deployed`` for the default one, then each bind's."""
+    held = [(deployed, [name for name in names if not registry.entry(name).bind])]
+    for bind in sorted({bind for name in names if (bind := registry.entry(name).bind)}):
+        try:
+            database = bind_database(bind) if bind_database else Database(bind_url(bind), schemas=registry.schemas)
+        except PluginMigrationError:
+            continue  # no database known for the bind here: its chains are checked in the replay only
+        held.append((database, [name for name in names if registry.entry(name).bind == bind]))
+    return held
 
 
 def replay_problems(registry: Registry, names: Sequence[str], url: str, found: Sequence[str] = ()) -> list[str]:

@@ -30,6 +30,7 @@ from .cli_options import (
 from .cli_scaffolding import SCAFFOLDING_COMMANDS
 from .cli_squash import SQUASH_COMMANDS
 from .binds import refuse_in_fleet
+from .database import Database, bind_url
 from .errors import RegistryError
 from .fleet import read_urls, status_many, upgrade_many
 from .outcomes import Status
@@ -246,13 +247,19 @@ def freeze_baseline(ctx: click.Context, name: str) -> None:
     help="Replay the chains in this database if it is empty (it stays empty); if it has tables, only read it and "
     "report installed plugins whose tables differ from their models.",
 )
+@click.pass_context
 @fails_cleanly
-def check(names: tuple[str, ...], database_url: str | None) -> None:
+def check(ctx: click.Context, names: tuple[str, ...], database_url: str | None) -> None:
     """Fail when models, registry and migrations disagree (no database needed)."""
     try:
         from .checks import check as check_chains  # it loads Alembic, which other commands may not need
 
-        problems = check_chains(Registry.load(), list(names) or None, database_url)
+        registry = Registry.load()
+
+        def bind_database(bind: str) -> Database:  # the app's SQLALCHEMY_BINDS through flask plugin, as upgrade-all's
+            return Database(bind_url(bind, app=ctx.obj), schemas=registry.schemas)
+
+        problems = check_chains(registry, list(names) or None, database_url, bind_database)
     except RegistryError as error:
         problems = [str(error)]
     for problem in problems:
