@@ -142,7 +142,7 @@ def _subfolders(root: Path) -> list[Path]:
     """The folders in ``root``, sorted; none when it is missing.
 
     os.scandir, not ``glob("*/migrations/plugin.json")``: the glob's path
-    objects and its stat of every step were a third of reading 200 plugins.
+    objects and its stat of every step cost each run milliseconds at 200 plugins.
     """
     try:
         with os.scandir(root) as found:
