@@ -68,7 +68,7 @@ def measure_backend(settings: Settings, host: Path, fleet: Fleet) -> list[Row]:
     upgrade_all(host, at_head, jobs=2)
     command = [*PLUGIN_CLI, "upgrade-all", "--database-url", f"@{at_head}"]
     expect_output(command, host, {}, f"{settings.plugins} plugins: {settings.plugins} current")
-    expect_output(command, host, {}, f"{fleet.size} databases: {fleet.size} upgraded, 0 failed")
+    expect_output(command, host, {}, f"{fleet.size} databases: {fleet.size} succeeded, 0 failed")
     work: dict[str, Callable[[], Path]] = {"fresh install": fleet.new, "nothing to do": lambda: at_head}
     for what, listings in work.items():
         # alternate() runs these before the loop moves on; the default binds them to this turn anyway.

@@ -28,7 +28,7 @@ def test_upgrade_all_over_several_databases_goes_on_past_one_that_fails(demo_hos
     lines = result.stdout.splitlines()
     assert lines[:2] == [f"{url}: 6 plugins: 6 installed" for url in urls[:2]]
     assert lines[2].startswith(f"{urls[2]}: failed: ")
-    assert lines[3] == "3 databases: 2 upgraded, 1 failed"
+    assert lines[3] == "3 databases: 2 succeeded, 1 failed"
     [error] = result.stderr.strip().splitlines()
     assert error.startswith(f"Error: 1 of 3 databases failed: {urls[2]} (")
     for url in urls[:2]:
@@ -63,7 +63,7 @@ def test_the_flask_door_takes_several_databases_too(demo_host: Host, new_databas
     urls = sites(demo_host, new_database)[:2]
     result = demo_host.flask_cli("upgrade-all", *as_args(urls))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [*(f"{url}: 6 plugins: 6 installed" for url in urls), "2 databases: 2 upgraded, 0 failed"]
+    assert result.stdout.splitlines() == [*(f"{url}: 6 plugins: 6 installed" for url in urls), "2 databases: 2 succeeded, 0 failed"]
 
 
 def test_one_database_url_is_that_database(demo_host: Host, new_database) -> None:

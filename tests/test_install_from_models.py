@@ -89,6 +89,7 @@ def test_the_sql_and_the_flask_door(demo_host: Host, new_database: Callable[[], 
     preview_target = new_database()
     sql = host.plugin_cli("upgrade-all", "--install-from-models", "--sql", database_url=preview_target.url)
     assert sql.returncode == 0, sql.stderr
+    assert "INFO" not in sql.stderr, sql.stderr  # quiet unless -v, as every command is
     assert f"-- plugin usb: base -> {head}, from its models" in sql.stdout
     assert "CREATE TABLE usb_devices" in sql.stdout and "label VARCHAR(40)" in sql.stdout
     assert "CREATE INDEX ix_usb_devices_label" in sql.stdout

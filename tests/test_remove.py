@@ -112,6 +112,7 @@ def test_remove_sql_prints_the_database_step_and_changes_nothing(demo_host: Host
     files, tables = tree_snapshot(demo_host.root), demo_host.database.tables()
     result = demo_host.plugin_cli("remove", "notifications", "--sql")
     assert result.returncode == 0, result.stderr
+    assert "INFO" not in result.stderr, result.stderr  # quiet unless -v, as every command is
     assert "DROP TABLE notification_subscriptions" in result.stdout and "DROP TABLE notifications" in result.stdout
     assert result.stdout.rstrip().endswith("DROP TABLE alembic_version_notifications;")
     assert demo_host.database.tables() == tables

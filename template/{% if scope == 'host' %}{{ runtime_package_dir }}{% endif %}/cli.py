@@ -138,7 +138,7 @@ def upgrade_all(
     elif sql:
         raise click.UsageError("--sql previews one database at a time; give one --database-url")
     else:
-        print_runs(upgrade_many(fleet, jobs, lock_timeout, from_models), as_json, "upgraded")
+        print_runs(upgrade_many(fleet, jobs, lock_timeout, from_models), as_json, "succeeded")
 
 
 @click.command()

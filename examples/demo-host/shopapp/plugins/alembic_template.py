@@ -230,8 +230,9 @@ def _run_plugin_migrations(plugin_name: str) -> None:
     config = context.config
     registry = _registry()
     confine(context.script, config.attributes.get("revision_map"))  # depends_on another plugin's revision
-    if config.config_file_name is not None and "connection" not in config.attributes:
-        # Plain `alembic -c .../alembic.ini`: honour the ini's logging setup.
+    if config.config_file_name is not None and "registry" not in config.attributes:
+        # Plain `alembic -c .../alembic.ini` (the plugin commands hand in the registry, online and with --sql,
+        # and keep Alembic quiet unless -v): honour the ini's logging setup.
         fileConfig(config.config_file_name, disable_existing_loggers=False)
 
     def database_url() -> str:
